@@ -1,0 +1,34 @@
+/*
+ * The server side of an exchange: building the request head for the
+ * server, choosing and connecting to a server (with retries), streaming the
+ * request body, reading the response head and relaying the response body.
+ * Worker thread only; every function takes the session that owns the
+ * exchange.
+ */
+#ifndef SLUICE_FORWARD_H
+#define SLUICE_FORWARD_H
+
+#include "session.h"
+
+struct http_head;
+
+/*
+ * Write the request head for the server into s->ex.head_out from the
+ * client's parsed head h. Returns 0 or -1 (out of memory).
+ */
+int forward_build_request(struct session *s, const struct http_head *h)
+	__attribute__((warn_unused_result));
+
+/* Pick a server and connect (or reuse an idle connection), then send. */
+void forward_start(struct session *s);
+
+/* The client sent more request body bytes. */
+void forward_client_readable(struct session *s);
+
+/* The client's output buffer drained: resume reading the response. */
+void forward_client_drained(struct session *s);
+
+/* A connect or response_header deadline passed. */
+void forward_timeout(struct session *s, enum session_timer kind);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * A session is one client connection and the exchanges (request/response
+ * pairs) that run on it one after the other. session.c owns the client side:
+ * reading and checking request heads, answering errors, keep-alive,
+ * pipelining, timeouts and the single place where a session ends.
+ * forward.c drives the server side of each exchange.
+ */
+#ifndef SLUICE_SESSION_H
+#define SLUICE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/queue.h>
+
+#include "http.h"
+#include "util.h"
+
+struct worker;
+struct config;
+struct config_route;
+struct config_server;
+struct upconn;
+struct bufferevent;
+struct event;
+struct evbuffer;
+
+/* Where an exchange was when it ended. */
+enum session_phase {
+	PHASE_HEAD = 0,		/* reading the request head */
+	PHASE_CONNECT,		/* choosing a server and connecting */
+	PHASE_REQUEST,		/* sending the request body */
+	PHASE_RESPONSE_HEAD,	/* waiting for the response head */
+	PHASE_RESPONSE_BODY,	/* relaying the response body */
+	PHASE_DONE,
+};
+
+/* Why it ended. */
+enum session_term {
+	TERM_OK = 0,
+	TERM_CLIENT_CLOSED,
+	TERM_CLIENT_TIMEOUT,
+	TERM_BAD_REQUEST,
+	TERM_HEADER_TOO_LARGE,
+	TERM_URI_TOO_LONG,
+	TERM_NOT_IMPLEMENTED,
+	TERM_NO_ROUTE,
+	TERM_CONNECT_FAILED,
+	TERM_CONNECT_TIMEOUT,
+	TERM_UPSTREAM_TIMEOUT,
+	TERM_UPSTREAM_CLOSED,
+	TERM_BAD_RESPONSE,
+	TERM_BODY_TIMEOUT,
+	TERM_SHUTDOWN,
+	TERM_INTERNAL,
+};
+
+/* Which deadline the session timer stands for. */
+enum session_timer {
+	TIMER_NONE = 0,
+	TIMER_CLIENT_HEADER,
+	TIMER_CLIENT_IDLE,
+	TIMER_CONNECT,
+	TIMER_RESPONSE_HEADER,
+	TIMER_BODY_IDLE,
+};
+
+#define SESSION_MAX_TRIED 16
+
+/* One request and its response; embedded in the session, reset between. */
+struct exchange {
+	bool active;
+	enum session_phase phase;
+	int method;
+	char method_str[16];
+	char *uri;			/* copy for the access log, owned */
+	char request_id[65];
+	bool client_http10;
+	bool client_keep_alive;		/* the client may send another request */
+	bool req_read;			/* request body fully read from the client */
+	bool up_reusable;		/* the server connection may carry another exchange */
+	bool resp_head_sent;		/* a response head went to the client */
+	bool resp_done;
+	bool resp_close_delimited;	/* the client connection must close after */
+	const struct config_route *route;
+	const struct config_server *server;
+	unsigned tried[SESSION_MAX_TRIED];
+	unsigned ntried;
+	bool retried_reuse;		/* already retried once after a stale idle connection */
+	bool up_eof;			/* the server closed its side */
+	struct upconn *up;
+	struct evbuffer *head_out;	/* request head for the server, kept for retries */
+	struct http_body_state req_body;
+	struct http_body_state resp_body;
+	size_t resp_scan;
+	uint64_t resp_bytes;		/* bytes received from the server */
+	int status;
+	enum session_term term;		/* why it ended */
+	enum session_term last_failure;	/* of the last connect attempt */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t t_start_us;		/* util_now_us() when the head was complete */
+	uint64_t t_connect_us;		/* start of the current connect */
+	double connect_ms;
+	double first_byte_ms;
+	bool have_first_byte;
+};
+
+/* Owned by its worker (worker.sessions); freed through worker_defer_free. */
+struct session {
+	TAILQ_ENTRY(session) link;
+	struct worker *w;
+	struct config *cfg;		/* the generation it was accepted under */
+	uint64_t id;
+	struct bufferevent *bev;
+	char addr[UTIL_ADDR_LEN];	/* "ip:port" */
+	char ip[UTIL_ADDR_LEN];		/* "ip" for X-Forwarded-For */
+	size_t scan;			/* http_head_find progress */
+	struct event *timer;
+	enum session_timer timer_kind;
+	struct timeval progress;	/* last body progress, for body_idle */
+	bool closing;			/* flushing the last bytes, then freed */
+	bool linger;			/* after the flush, drain input before closing */
+	bool lingering;
+	bool in_read;			/* inside session_client_read */
+	bool read_again;
+	bool dead;			/* on the worker's dead list */
+	bool client_eof;
+	bool draining;			/* worker stopping: last exchange */
+	unsigned requests;
+	struct exchange ex;
+};
+
+/* Adopt an accepted socket. Worker thread. */
+void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
+
+/*
+ * End the current exchange with an error answer (status > 0) or an abort
+ * (status 0: the client connection is cut). Logs the exchange.
+ */
+void session_fail(struct session *s, int status, enum session_term term);
+
+/* The response is complete: log, recycle or close. */
+void session_exchange_done(struct session *s);
+
+/* Close now, logging the exchange in progress with term. */
+void session_abort(struct session *s, enum session_term term);
+
+/* Arm the session timer for kind (uses the session's config). */
+void session_timer_set(struct session *s, enum session_timer kind);
+
+/* Worker stopping: close when idle, else finish the exchange and close. */
+void session_drain(struct session *s);
+
+/* Free a session queued by worker_defer_free. */
+void session_free(struct session *s);
+
+/* Progress mark for body_idle: time from the loop's cached clock. */
+void session_progress(struct session *s);
+
+/* Client side read handling, also called by forward.c after an exchange. */
+void session_client_read(struct session *s);
+
+const char *session_term_name(enum session_term t);
+const char *session_phase_name(enum session_phase p);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * Connections to servers: opening them, and each worker's cache of idle
+ * keep-alive connections per server. An upstream connection belongs to one
+ * worker; while an exchange uses it, the exchange's session owns it.
+ */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+
+struct worker;
+struct config_server;
+
+/* Owned by a session while in use, by the worker's idle list otherwise. */
+struct upconn {
+	TAILQ_ENTRY(upconn) link;
+	struct worker *w;
+	const struct config_server *srv;
+	struct bufferevent *bev;
+	bool connected;
+	bool reused;		/* taken from the idle cache */
+	bool idle;		/* on w->idle[srv->gindex] */
+	unsigned uses;		/* exchanges carried so far */
+};
+
+/*
+ * Start a non-blocking connect to srv with the given callbacks. Returns NULL
+ * when the connect fails at once (errno set); the callbacks then never run.
+ */
+struct upconn *upstream_connect(struct worker *w, const struct config_server *srv,
+		bufferevent_data_cb readcb, bufferevent_data_cb writecb,
+		bufferevent_event_cb eventcb, void *arg);
+
+/*
+ * The most recently parked idle connection to srv, with the given callbacks
+ * installed, or NULL.
+ */
+struct upconn *upstream_take_idle(struct worker *w, const struct config_server *srv,
+		bufferevent_data_cb readcb, bufferevent_data_cb writecb,
+		bufferevent_event_cb eventcb, void *arg);
+
+/*
+ * Park a connection whose last exchange ended cleanly, or close it when the
+ * cache for its server is full or the worker is stopping. Takes ownership.
+ */
+void upstream_release(struct upconn *up);
+
+/* Close now; the memory goes when the worker reaps. Accepts NULL. */
+void upstream_free(struct upconn *up);
+
+/* Close every idle connection of w (worker stopping). */
+void upstream_close_idle(struct worker *w);
+
+/* Free connections queued by upstream_free. Worker thread, outside callbacks. */
+void upstream_reap(struct worker *w);
+
+#endif

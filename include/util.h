@@ -1,0 +1,42 @@
+/*
+ * Small helpers without state of their own: address formatting, a fast
+ * per-thread random generator for ids, JSON string escaping.
+ */
+#ifndef SLUICE_UTIL_H
+#define SLUICE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Longest text util_addr_format writes, NUL included: "[v6]:port". */
+#define UTIL_ADDR_LEN 64
+
+/*
+ * "1.2.3.4:80" or "[::1]:80" into buf; with_port = 0 gives the bare address
+ * ("::1"). Returns buf. Unknown families print "?".
+ */
+char *util_addr_format(const struct sockaddr *sa, char *buf, size_t len, int with_port);
+
+/* Seed the calling thread's generator from the kernel. Returns 0 or -1. */
+int util_rand_seed(void) __attribute__((warn_unused_result));
+/* Next 64 random bits of the calling thread's generator (not for secrets). */
+uint64_t util_rand64(void);
+
+/* 32 lower-case hex digits and a NUL into out (33 bytes). */
+void util_request_id(char out[33]);
+
+/*
+ * Append src as the inside of a JSON string to dst (at most cap bytes,
+ * always NUL-terminated). Returns the new length of dst.
+ */
+size_t util_json_escape(char *dst, size_t cap, size_t len, const char *src, size_t srclen);
+
+/* Microseconds of CLOCK_MONOTONIC: precise timing of an exchange's steps. */
+uint64_t util_now_us(void);
+
+/* Milliseconds between two timevals, as a double. */
+struct timeval;
+double util_tv_ms(const struct timeval *from, const struct timeval *to);
+
+#endif

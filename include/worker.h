@@ -1,0 +1,73 @@
+/*
+ * A worker thread: its event_base, its listening sockets, the sessions it
+ * accepted and its idle upstream connections. Everything a worker owns is
+ * touched by its own thread only, except stop requests (worker_stop), which
+ * which arrive through a pipe so that no event_base needs locks.
+ */
+#ifndef SLUICE_WORKER_H
+#define SLUICE_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct config;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct session;
+struct upconn;
+struct http_header;
+
+TAILQ_HEAD(session_list, session);
+TAILQ_HEAD(upconn_list, upconn);
+
+/* Owned by main.c; one per thread. */
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct event_base *base;
+	struct config *cfg;			/* reference held for the worker's life */
+	struct evconnlistener **listeners;	/* one per config listener */
+	size_t nlisteners;
+	int notify[2];				/* pipe: worker_stop() writes, stop_ev reads */
+	struct event *stop_ev;
+	struct event *grace_ev;			/* shutdown_timeout expiry */
+	struct event *reap_ev;			/* frees closed sessions outside callbacks */
+	bool started;				/* the thread runs */
+	bool stopping;
+	struct session_list sessions;		/* live sessions */
+	struct session_list dead;		/* closed, waiting for reap_ev */
+	size_t nsessions;
+	struct upconn_list *idle;		/* per config_server.gindex, most recent first */
+	unsigned *nidle;
+	struct upconn_list idle_dead;		/* closed connections to free */
+	struct http_header *hdrs;		/* scratch for parsing heads */
+	unsigned nhdrs;
+};
+
+/*
+ * Create a worker for cfg (takes its own reference) on the listening
+ * sockets fds[0..cfg->nlisteners), which it adopts (closes them on failure
+ * too). Returns NULL on failure. Main thread.
+ */
+struct worker *worker_new(unsigned id, struct config *cfg, const int *fds);
+
+/* Start the thread. Returns 0 or -1. */
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+
+/* Ask the worker to stop gracefully. Any thread. */
+void worker_stop(struct worker *w);
+
+/* Wait for the thread to end (if it was started), then free. Main thread. */
+void worker_join_free(struct worker *w);
+
+/* Queue s for freeing once the current callbacks return. Worker thread. */
+void worker_defer_free(struct worker *w, struct session *s);
+
+/* Called by session.c when a session is gone: may end a stopping worker. */
+void worker_session_gone(struct worker *w);
+
+#endif

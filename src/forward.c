@@ -1,0 +1,731 @@
+/*
+ * The server side of an exchange: the rewritten request head, choosing a
+ * server and connecting (retrying elsewhere when a connect fails), the
+ * request body, the response head and the response body, each moved between
+ * evbuffers with backpressure. The client side is session.c's.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "forward.h"
+#include "http.h"
+#include "log.h"
+#include "pool.h"
+#include "session.h"
+#include "upstream.h"
+#include "worker.h"
+
+/* Bytes queued towards one side before reading from the other pauses. */
+#define RELAY_HWM (256 * 1024)
+/* Largest response head accepted from a server. */
+#define RESPONSE_HEAD_MAX (64 * 1024)
+/* At most this many Connection fields are honoured when stripping. */
+#define MAX_CONNECTION_FIELDS 8
+
+#define SID(s) (unsigned long long)(s)->id, (s)->addr
+
+enum hdr_class {
+	HDR_PLAIN = 0,
+	HDR_HOP,		/* hop-by-hop: never forwarded */
+	HDR_FRAMING,		/* Content-Length, Transfer-Encoding: ours to keep */
+	HDR_HOST,
+	HDR_XFF,
+	HDR_XFP,
+	HDR_XFH,
+	HDR_XRID,
+};
+
+static bool
+name_is(const struct http_header *h, const char *lit, size_t n)
+{
+	return h->name_len == n && strncasecmp(h->name, lit, n) == 0;
+}
+
+/* Classify by length first: most names are rejected by one compare. */
+static enum hdr_class
+classify(const struct http_header *h)
+{
+	switch (h->name_len) {
+	case 2:
+		if (name_is(h, "te", 2))
+			return HDR_HOP;
+		break;
+	case 4:
+		if (name_is(h, "host", 4))
+			return HDR_HOST;
+		break;
+	case 7:
+		if (name_is(h, "trailer", 7) || name_is(h, "upgrade", 7))
+			return HDR_HOP;
+		break;
+	case 10:
+		if (name_is(h, "connection", 10) || name_is(h, "keep-alive", 10))
+			return HDR_HOP;
+		break;
+	case 12:
+		if (name_is(h, "x-request-id", 12))
+			return HDR_XRID;
+		break;
+	case 14:
+		if (name_is(h, "content-length", 14))
+			return HDR_FRAMING;
+		break;
+	case 15:
+		if (name_is(h, "x-forwarded-for", 15))
+			return HDR_XFF;
+		break;
+	case 16:
+		if (name_is(h, "x-forwarded-host", 16))
+			return HDR_XFH;
+		break;
+	case 17:
+		if (name_is(h, "transfer-encoding", 17))
+			return HDR_FRAMING;
+		if (name_is(h, "x-forwarded-proto", 17))
+			return HDR_XFP;
+		break;
+	}
+	if (h->name_len > 6 && strncasecmp(h->name, "proxy-", 6) == 0)
+		return HDR_HOP;
+	return HDR_PLAIN;
+}
+
+/* Whether the comma-separated list value names the header name. */
+static bool
+token_listed(const char *v, size_t vlen, const char *name, size_t nlen)
+{
+	size_t i = 0;
+
+	while (i < vlen) {
+		size_t start, end;
+
+		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < vlen && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end - start == nlen && strncasecmp(v + start, name, nlen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The Connection fields of a head, for stripping the names they list. */
+struct conn_fields {
+	const struct http_header *f[MAX_CONNECTION_FIELDS];
+	size_t n;
+};
+
+static void
+conn_fields_collect(struct conn_fields *cf, const struct http_head *h)
+{
+	cf->n = 0;
+	for (size_t i = 0; i < h->nheaders && cf->n < MAX_CONNECTION_FIELDS; i++)
+		if (name_is(&h->headers[i], "connection", 10))
+			cf->f[cf->n++] = &h->headers[i];
+}
+
+static bool
+conn_fields_list(const struct conn_fields *cf, const struct http_header *hd)
+{
+	for (size_t i = 0; i < cf->n; i++)
+		if (token_listed(cf->f[i]->value, cf->f[i]->value_len, hd->name, hd->name_len))
+			return true;
+	return false;
+}
+
+/* A bounded writer into space reserved in an evbuffer. */
+struct wbuf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool overflow;
+};
+
+static inline void
+put(struct wbuf *b, const char *s, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->overflow = true;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+#define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+static inline void
+put_field(struct wbuf *b, const struct http_header *hd)
+{
+	put(b, hd->name, hd->name_len);
+	PUTS(b, ": ");
+	put(b, hd->value, hd->value_len);
+	PUTS(b, "\r\n");
+}
+
+static int
+wbuf_reserve(struct wbuf *b, struct evbuffer *out, struct evbuffer_iovec *v, size_t cap)
+{
+	if (evbuffer_reserve_space(out, (ev_ssize_t)cap, v, 1) != 1)
+		return -1;
+	b->p = v->iov_base;
+	b->len = 0;
+	b->cap = cap;
+	b->overflow = false;
+	return 0;
+}
+
+static int
+wbuf_commit(struct wbuf *b, struct evbuffer *out, struct evbuffer_iovec *v)
+{
+	if (b->overflow)
+		return -1;
+	v->iov_len = b->len;
+	return evbuffer_commit_space(out, v, 1);
+}
+
+int
+forward_build_request(struct session *s, const struct http_head *h)
+{
+	struct exchange *ex = &s->ex;
+	struct conn_fields cf;
+	struct evbuffer_iovec v;
+	struct wbuf b;
+	bool xff = false, xrid = false;
+	size_t ip_len = strlen(s->ip);
+
+	conn_fields_collect(&cf, h);
+	/* Our fields may be longer than the client's by ": " spacing, the
+	 * ", " joining X-Forwarded-For values and the fields we add. */
+	if (wbuf_reserve(&b, ex->head_out, &v,
+			h->head_len + 2 * h->nheaders + h->host_len + ip_len + 256) < 0)
+		return -1;
+	put(&b, h->method_str, h->method_len);
+	PUTS(&b, " ");
+	put(&b, h->uri, h->uri_len);
+	PUTS(&b, " HTTP/1.1\r\n");
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct http_header *hd = &h->headers[i];
+
+		switch (classify(hd)) {
+		case HDR_HOP:
+		case HDR_XFP:
+		case HDR_XFH:
+			continue;
+		case HDR_XFF:
+			xff = true;
+			continue;
+		case HDR_XRID:
+			if (xrid)
+				continue;
+			xrid = true;
+			{
+				size_t n = hd->value_len < sizeof(ex->request_id) - 1 ?
+					hd->value_len : sizeof(ex->request_id) - 1;
+				memcpy(ex->request_id, hd->value, n);
+				ex->request_id[n] = '\0';
+			}
+			break;
+		case HDR_PLAIN:
+			/* A client cannot make us drop the framing or the Host by
+			 * listing them in Connection: those are not PLAIN. */
+			if (cf.n > 0 && conn_fields_list(&cf, hd))
+				continue;
+			break;
+		case HDR_FRAMING:
+		case HDR_HOST:
+			break;
+		}
+		put_field(&b, hd);
+	}
+	if (h->host == NULL)
+		PUTS(&b, "Host: \r\n");	/* HTTP/1.0 without Host: empty, as RFC 9110 7.2 says */
+	/* All X-Forwarded-For fields become one list with the client last. */
+	PUTS(&b, "X-Forwarded-For: ");
+	if (xff) {
+		for (size_t i = 0; i < h->nheaders; i++) {
+			const struct http_header *hd = &h->headers[i];
+
+			if (hd->name_len == 15 && classify(hd) == HDR_XFF && hd->value_len > 0) {
+				put(&b, hd->value, hd->value_len);
+				PUTS(&b, ", ");
+			}
+		}
+	}
+	put(&b, s->ip, ip_len);
+	PUTS(&b, "\r\nX-Forwarded-Proto: http\r\n");
+	if (h->host != NULL) {
+		PUTS(&b, "X-Forwarded-Host: ");
+		put(&b, h->host, h->host_len);
+		PUTS(&b, "\r\n");
+	}
+	if (!xrid) {
+		util_request_id(ex->request_id);
+		PUTS(&b, "X-Request-ID: ");
+		put(&b, ex->request_id, 32);
+		PUTS(&b, "\r\n");
+	}
+	if (ex->route->pool->keepalive_max == 0)
+		PUTS(&b, "Connection: close\r\n");
+	PUTS(&b, "\r\n");
+	return wbuf_commit(&b, ex->head_out, &v);
+}
+
+/*
+ * Write a response head for the client: the server's status and fields less
+ * hop-by-hop ones, then our own Connection field for a final response.
+ */
+static int
+write_response_head(struct session *s, const struct http_head *r, bool final, bool close,
+		bool dechunk)
+{
+	struct exchange *ex = &s->ex;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct conn_fields cf;
+	struct evbuffer_iovec v;
+	struct wbuf b;
+	char status[8];
+	const char *reason = r->reason;
+	size_t reason_len = r->reason_len;
+
+	if (reason_len == 0) {
+		reason = http_reason(r->status);
+		reason_len = strlen(reason);
+	}
+	conn_fields_collect(&cf, r);
+	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 64) < 0)
+		return -1;
+	PUTS(&b, "HTTP/1.1 ");
+	snprintf(status, sizeof(status), "%03d ", r->status);
+	put(&b, status, 4);
+	put(&b, reason, reason_len);
+	PUTS(&b, "\r\n");
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct http_header *hd = &r->headers[i];
+
+		switch (classify(hd)) {
+		case HDR_HOP:
+			continue;
+		case HDR_FRAMING:
+			/* An HTTP/1.0 client gets the body without chunked
+			 * framing, ended by our close. */
+			if (dechunk && hd->name_len == 17)
+				continue;
+			break;
+		case HDR_PLAIN:
+			if (cf.n > 0 && conn_fields_list(&cf, hd))
+				continue;
+			break;
+		default:
+			break;
+		}
+		put_field(&b, hd);
+	}
+	if (final) {
+		if (close)
+			PUTS(&b, "Connection: close\r\n");
+		else if (ex->client_http10)
+			PUTS(&b, "Connection: keep-alive\r\n");
+	}
+	PUTS(&b, "\r\n");
+	if (wbuf_commit(&b, out, &v) < 0)
+		return -1;
+	ex->bytes_out += b.len;
+	return 0;
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void forward_try(struct session *s);
+
+static void
+connect_failed(struct session *s, enum session_term term)
+{
+	struct exchange *ex = &s->ex;
+	const struct config_pool *pool = ex->route->pool;
+
+	upstream_free(ex->up);
+	ex->up = NULL;
+	ex->last_failure = term;
+	if (ex->ntried <= pool->retries && ex->ntried < pool->nservers &&
+	    ex->ntried < SESSION_MAX_TRIED) {
+		forward_try(s);
+		return;
+	}
+	session_fail(s, 502, term);
+}
+
+static void
+connect_new(struct session *s, const struct config_server *srv)
+{
+	struct exchange *ex = &s->ex;
+
+	ex->t_connect_us = util_now_us();
+	ex->up = upstream_connect(s->w, srv, up_read_cb, up_write_cb, up_event_cb, s);
+	if (ex->up == NULL) {
+		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
+			srv->address, strerror(errno), srv->pool->name, srv->name);
+		connect_failed(s, TERM_CONNECT_FAILED);
+		return;
+	}
+	session_timer_set(s, TIMER_CONNECT);
+}
+
+/* The connection is ready: send the head and whatever body is here. */
+static void
+forward_connected(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct upconn *up = ex->up;
+	struct evbuffer *out = bufferevent_get_output(up->bev);
+	size_t len = evbuffer_get_length(ex->head_out);
+
+	if (!up->reused)
+		ex->connect_ms = (double)(util_now_us() - ex->t_connect_us) / 1000.0;
+	up->connected = true;
+	/* A copy: the head stays for a retry if a reused connection turns out
+	 * to have been closed by the server. */
+	evbuffer_add(out, evbuffer_pullup(ex->head_out, (ev_ssize_t)len), len);
+	bufferevent_setwatermark(up->bev, EV_WRITE, RELAY_HWM / 4, 0);
+	bufferevent_setwatermark(up->bev, EV_READ, 0, RELAY_HWM / 2);
+	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	if (ex->req_read) {
+		ex->phase = PHASE_RESPONSE_HEAD;
+		session_timer_set(s, TIMER_RESPONSE_HEADER);
+		return;
+	}
+	ex->phase = PHASE_REQUEST;
+	session_timer_set(s, TIMER_BODY_IDLE);
+	forward_client_readable(s);
+}
+
+static void
+forward_try(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	const struct config_server *srv;
+
+	srv = pool_pick(ex->route->pool, ex->tried, ex->ntried);
+	if (srv == NULL) {
+		session_fail(s, 502, ex->ntried ? ex->last_failure : TERM_CONNECT_FAILED);
+		return;
+	}
+	ex->tried[ex->ntried++] = srv->index;
+	ex->server = srv;
+	ex->up = upstream_take_idle(s->w, srv, up_read_cb, up_write_cb, up_event_cb, s);
+	if (ex->up != NULL) {
+		ex->connect_ms = 0;
+		forward_connected(s);
+		return;
+	}
+	connect_new(s, srv);
+}
+
+void
+forward_start(struct session *s)
+{
+	forward_try(s);
+}
+
+void
+forward_client_readable(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct evbuffer *in, *out;
+	size_t olen;
+	uint64_t before;
+	enum http_body_result r;
+
+	if (ex->req_read || ex->up == NULL || !ex->up->connected)
+		return;
+	in = bufferevent_get_input(s->bev);
+	out = bufferevent_get_output(ex->up->bev);
+	olen = evbuffer_get_length(out);
+	if (olen >= RELAY_HWM) {
+		bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+	before = ex->req_body.moved;
+	r = http_body_move(&ex->req_body, in, out, RELAY_HWM - olen);
+	if (ex->req_body.moved != before) {
+		ex->bytes_in += ex->req_body.moved - before;
+		session_progress(s);
+	}
+	switch (r) {
+	case HTTP_BODY_ERROR:
+		log_info("s%llu %s: bad request body: %s", SID(s),
+			ex->req_body.error ? ex->req_body.error : "malformed chunked framing");
+		session_fail(s, 400, TERM_BAD_REQUEST);
+		return;
+	case HTTP_BODY_DONE:
+		ex->req_read = true;
+		if (ex->phase == PHASE_REQUEST) {
+			ex->phase = PHASE_RESPONSE_HEAD;
+			session_timer_set(s, TIMER_RESPONSE_HEADER);
+		}
+		return;
+	case HTTP_BODY_MORE:
+		if (evbuffer_get_length(out) >= RELAY_HWM)
+			bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+}
+
+static void
+response_done(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct upconn *up = ex->up;
+
+	ex->resp_done = true;
+	ex->up = NULL;
+	if (up != NULL) {
+		/* Reuse only a connection whose request and response both ended
+		 * exactly where their framing said. */
+		if (ex->up_reusable && ex->req_read && !ex->up_eof &&
+		    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
+		    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
+			upstream_release(up);
+		else
+			upstream_free(up);
+	}
+	session_exchange_done(s);
+}
+
+static void
+forward_response_body(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct evbuffer *in = bufferevent_get_input(ex->up->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	size_t olen = evbuffer_get_length(out);
+	uint64_t before;
+	enum http_body_result r;
+
+	if (olen >= RELAY_HWM) {
+		bufferevent_disable(ex->up->bev, EV_READ);
+		return;
+	}
+	before = ex->resp_body.moved;
+	r = http_body_move(&ex->resp_body, in, out, RELAY_HWM - olen);
+	if (ex->resp_body.moved != before) {
+		ex->bytes_out += ex->resp_body.moved - before;
+		session_progress(s);
+	}
+	switch (r) {
+	case HTTP_BODY_ERROR:
+		log_warn("s%llu %s: bad response body from server %s/%s: %s", SID(s),
+			ex->server->pool->name, ex->server->name,
+			ex->resp_body.error ? ex->resp_body.error : "malformed");
+		session_abort(s, TERM_BAD_RESPONSE);
+		return;
+	case HTTP_BODY_DONE:
+		response_done(s);
+		return;
+	case HTTP_BODY_MORE:
+		break;
+	}
+	if (ex->up_eof && evbuffer_get_length(in) == 0) {
+		if (ex->resp_body.kind == HTTP_BODY_UNTIL_CLOSE) {
+			response_done(s);
+			return;
+		}
+		log_warn("s%llu %s: server %s/%s closed the connection in the middle of "
+			"the response body", SID(s), ex->server->pool->name, ex->server->name);
+		session_abort(s, TERM_UPSTREAM_CLOSED);
+		return;
+	}
+	if (evbuffer_get_length(out) >= RELAY_HWM)
+		bufferevent_disable(ex->up->bev, EV_READ);
+}
+
+static void
+bad_response(struct session *s, const char *why)
+{
+	struct exchange *ex = &s->ex;
+
+	log_warn("s%llu %s: bad response head from server %s/%s: %s", SID(s),
+		ex->server->pool->name, ex->server->name, why ? why : "malformed");
+	session_fail(s, 502, TERM_BAD_RESPONSE);
+}
+
+static void
+forward_response(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct evbuffer *in = bufferevent_get_input(ex->up->bev);
+
+	if (!ex->have_first_byte && evbuffer_get_length(in) > 0) {
+		ex->first_byte_ms = (double)(util_now_us() - ex->t_start_us) / 1000.0;
+		ex->have_first_byte = true;
+	}
+	while (ex->phase != PHASE_RESPONSE_BODY) {
+		struct http_head r;
+		enum http_status st;
+		size_t head_len;
+		const char *data;
+		bool dechunk, close;
+
+		st = http_head_find(in, &ex->resp_scan, RESPONSE_HEAD_MAX, &head_len);
+		if (st == HTTP_INCOMPLETE)
+			return;
+		if (st != HTTP_OK) {
+			bad_response(s, st == HTTP_HEAD_TOO_LARGE ? "head too large" : "malformed head");
+			return;
+		}
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
+		memset(&r, 0, sizeof(r));
+		st = http_parse_response(&r, data, head_len, s->w->hdrs, s->w->nhdrs, ex->method);
+		ex->resp_scan = 0;
+		if (st != HTTP_OK) {
+			bad_response(s, r.error);
+			return;
+		}
+		if (r.status == 101) {
+			/* We never forward Upgrade, so a 101 is a server error. */
+			bad_response(s, "101 Switching Protocols to a request without Upgrade");
+			return;
+		}
+		if (r.status < 200) {
+			/* Interim answers (100 Continue, 103 Early Hints) go on to
+			 * an HTTP/1.1 client; HTTP/1.0 does not know them. */
+			if (!ex->client_http10 && write_response_head(s, &r, false, false, false) < 0) {
+				session_fail(s, 500, TERM_INTERNAL);
+				return;
+			}
+			evbuffer_drain(in, head_len);
+			continue;
+		}
+		ex->status = r.status;
+		dechunk = ex->client_http10 && r.body == HTTP_BODY_CHUNKED;
+		ex->resp_close_delimited = r.body == HTTP_BODY_UNTIL_CLOSE || dechunk;
+		close = !ex->client_keep_alive || ex->resp_close_delimited || !ex->req_read ||
+			s->draining || s->client_eof;
+		ex->client_keep_alive = !close;
+		ex->up_reusable = r.keep_alive && r.body != HTTP_BODY_UNTIL_CLOSE;
+		if (write_response_head(s, &r, true, close, dechunk) < 0) {
+			session_fail(s, 500, TERM_INTERNAL);
+			return;
+		}
+		evbuffer_drain(in, head_len);
+		ex->resp_head_sent = true;
+		ex->phase = PHASE_RESPONSE_BODY;
+		http_body_init(&ex->resp_body, r.body, r.content_length, dechunk);
+		if (r.body == HTTP_BODY_NONE) {
+			response_done(s);
+			return;
+		}
+		session_timer_set(s, TIMER_BODY_IDLE);
+	}
+	forward_response_body(s);
+}
+
+void
+forward_client_drained(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+
+	if (ex->phase != PHASE_RESPONSE_BODY || ex->up == NULL)
+		return;
+	bufferevent_enable(ex->up->bev, EV_READ);
+	forward_response_body(s);
+}
+
+static void
+up_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	forward_response(arg);
+}
+
+static void
+up_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (s->ex.req_read || s->dead)
+		return;
+	bufferevent_enable(s->bev, EV_READ);
+	forward_client_readable(s);
+}
+
+static bool
+method_idempotent(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0 ||
+		strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0 || strcmp(m, "TRACE") == 0;
+}
+
+static void
+up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	struct exchange *ex = &s->ex;
+	struct upconn *up = ex->up;
+	const struct config_server *srv = ex->server;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		forward_connected(s);
+		return;
+	}
+	if (!up->connected) {
+		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
+			srv->address, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
+			srv->pool->name, srv->name);
+		connect_failed(s, TERM_CONNECT_FAILED);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && ex->phase == PHASE_RESPONSE_BODY) {
+		ex->up_eof = true;
+		forward_response_body(s);
+		return;
+	}
+	if (!ex->have_first_byte && up->reused && !ex->retried_reuse &&
+	    ex->req_body.kind == HTTP_BODY_NONE && method_idempotent(ex->method_str)) {
+		/* The server closed a kept-alive connection as we reused it. The
+		 * request was idempotent and had no body: send it again on a new
+		 * connection (RFC 9112 9.3.1). */
+		log_debug("s%llu %s: reused connection to %s/%s was closed, retrying", SID(s),
+			srv->pool->name, srv->name);
+		ex->retried_reuse = true;
+		upstream_free(up);
+		ex->up = NULL;
+		connect_new(s, srv);
+		return;
+	}
+	log_warn("s%llu %s: server %s/%s closed the connection before a complete response%s%s",
+		SID(s), srv->pool->name, srv->name, (what & BEV_EVENT_ERROR) ? ": " : "",
+		(what & BEV_EVENT_ERROR) ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "");
+	session_fail(s, 502, TERM_UPSTREAM_CLOSED);
+}
+
+void
+forward_timeout(struct session *s, enum session_timer kind)
+{
+	struct exchange *ex = &s->ex;
+	const struct config_server *srv = ex->server;
+
+	if (kind == TIMER_CONNECT) {
+		log_warn("s%llu %s: connect(%s) failed: timed out after %u ms (server %s/%s)",
+			SID(s), srv->address, s->cfg->timeouts.connect_ms, srv->pool->name, srv->name);
+		connect_failed(s, TERM_CONNECT_TIMEOUT);
+		return;
+	}
+	log_warn("s%llu %s: server %s/%s sent no response head within %u ms", SID(s),
+		srv->pool->name, srv->name, s->cfg->timeouts.response_header_ms);
+	session_fail(s, 504, TERM_UPSTREAM_TIMEOUT);
+}

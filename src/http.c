@@ -1,0 +1,1104 @@
+/*
+ * HTTP/1.1 heads and body framing: finding the end of a head in an evbuffer,
+ * parsing request and response heads (llhttp tokenizes, our own checks close
+ * the gaps that allow request smuggling), and streaming bodies between
+ * evbuffers. No I/O, no allocation, no connection state.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <event2/buffer.h>
+#include <llhttp.h>
+
+#include "http.h"
+
+#define SAME(a, b)	((int)(a) == (int)(b))
+_Static_assert(SAME(HTTP_M_DELETE, HTTP_DELETE) && SAME(HTTP_M_GET, HTTP_GET) &&
+		SAME(HTTP_M_HEAD, HTTP_HEAD) && SAME(HTTP_M_POST, HTTP_POST) &&
+		SAME(HTTP_M_PUT, HTTP_PUT) && SAME(HTTP_M_CONNECT, HTTP_CONNECT) &&
+		SAME(HTTP_M_OPTIONS, HTTP_OPTIONS) && SAME(HTTP_M_TRACE, HTTP_TRACE),
+		"enum http_method must follow llhttp_method_t");
+#undef SAME
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+/*
+ * Byte classes, one table lookup per byte. Generated from the RFC 9110/9112
+ * grammar: tchar, request-target (printable ASCII but '#'), Host characters
+ * (reg-name, IP-literal, port), HEXDIG, the control characters a head must
+ * not carry (every CTL but HTAB, so CR and LF too: the line scan treats
+ * them), field content (HTAB, SP, VCHAR, obs-text), qdtext and OWS.
+ */
+#define C_TCHAR		0x01
+#define C_URI		0x02
+#define C_HOST		0x04
+#define C_HEX		0x08
+#define C_SPECIAL	0x10
+#define C_FVCHAR	0x20
+#define C_QDTEXT	0x40
+#define C_OWS		0x80
+
+static const uint8_t cls[256] = {
+	/* 00 */ 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0xe0, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+	/* 10 */ 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+	/* 20 */ 0xe0, 0x67, 0x22, 0x61, 0x67, 0x67, 0x67, 0x67, 0x66, 0x66, 0x67, 0x67, 0x66, 0x67, 0x67, 0x62,
+	/* 30 */ 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x66, 0x66, 0x62, 0x66, 0x62, 0x62,
+	/* 40 */ 0x62, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67,
+	/* 50 */ 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x66, 0x22, 0x66, 0x63, 0x67,
+	/* 60 */ 0x63, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67,
+	/* 70 */ 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x67, 0x62, 0x63, 0x62, 0x67, 0x10,
+	/* 80 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* 90 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* a0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* b0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* c0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* d0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* e0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+	/* f0 */ 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60, 0x60,
+};
+
+#define IS(c, what)	(cls[(unsigned char)(c)] & (what))
+
+static inline unsigned char lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+/* Case-insensitive equality of s[0..n) with a lowercase literal. */
+static bool ieq(const char *s, size_t n, const char *lit, size_t lit_len)
+{
+	if (n != lit_len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (lower((unsigned char)s[i]) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+#define IEQ(s, n, lit)	ieq((s), (n), lit, sizeof(lit) - 1)
+
+static inline unsigned hexval(unsigned char c)
+{
+	return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+/* ------------------------------------------------------------------ */
+/* Finding the end of a head                                           */
+
+/*
+ * Empty lines before a request line are tolerated as RFC 9112 section 2.2
+ * allows (old clients sent CRLF after a POST body): they are drained, so the
+ * head the caller parses starts with the start line.
+ */
+static enum http_status drain_leading_crlf(struct evbuffer *buf)
+{
+	unsigned char two[2];
+
+	for (;;) {
+		ev_ssize_t n = evbuffer_copyout(buf, two, 2);
+
+		if (n <= 0 || two[0] != '\r')
+			return HTTP_OK;
+		if (n == 1)
+			return HTTP_INCOMPLETE;
+		if (two[1] != '\n')
+			return HTTP_OK;
+		if (evbuffer_drain(buf, 2) < 0)
+			return HTTP_BAD;
+	}
+}
+
+enum http_status http_head_find(struct evbuffer *buf, size_t *scan, size_t max,
+		size_t *head_len)
+{
+	struct evbuffer_iovec vec[8];
+	struct evbuffer_ptr ptr;
+	size_t buflen, limit, pos, start;
+	uint32_t win = 0;	/* last bytes seen, the newest in the low byte */
+
+	if (*scan == 0) {
+		enum http_status st = drain_leading_crlf(buf);
+
+		if (st != HTTP_OK)
+			return st;
+	}
+	buflen = evbuffer_get_length(buf);
+	limit = buflen < max ? buflen : max;
+	if (*scan >= limit)
+		goto not_found;
+
+	/*
+	 * Restart three bytes back so that the window holds what precedes
+	 * the first unchecked byte; those bytes are not checked twice.
+	 */
+	start = *scan > 3 ? *scan - 3 : 0;
+	if (evbuffer_ptr_set(buf, &ptr, start, EVBUFFER_PTR_SET) < 0)
+		return HTTP_BAD;
+	pos = start;
+	while (pos < limit) {
+		int n = evbuffer_peek(buf, limit - pos, &ptr, vec, 8);
+		size_t advanced = 0;
+
+		if (n <= 0)
+			break;
+		if (n > 8)
+			n = 8;
+		for (int i = 0; i < n && pos < limit; i++) {
+			const unsigned char *b = vec[i].iov_base;
+			size_t l = vec[i].iov_len < limit - pos ? vec[i].iov_len : limit - pos;
+			size_t j = 0;
+
+			for (; j < l && pos + j < *scan; j++)
+				win = win << 8 | b[j];
+			while (j < l) {
+				const unsigned char *lf = memchr(b + j, '\n', l - j);
+				size_t end = lf ? (size_t)(lf - b) + 1 : l;
+
+				/* NUL is checked only up to the end of the head: a body may follow. */
+				if (unlikely(memchr(b + j, 0, end - j) != NULL))
+					return HTTP_BAD;
+				for (size_t k = end - j > 4 ? end - 4 : j; k < end; k++)
+					win = win << 8 | b[k];
+				j = end;
+				if (!lf)
+					break;
+				if ((win & 0xff00) != ('\r' << 8))
+					return HTTP_BAD;
+				if (win == 0x0d0a0d0a) {
+					*head_len = pos + j;
+					*scan = pos + j;
+					return HTTP_OK;
+				}
+			}
+			pos += l;
+			advanced += l;
+		}
+		if (evbuffer_ptr_set(buf, &ptr, advanced, EVBUFFER_PTR_ADD) < 0)
+			break;
+	}
+	*scan = limit;
+not_found:
+	if (buflen >= max)
+		return HTTP_HEAD_TOO_LARGE;
+	return HTTP_INCOMPLETE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing heads                                                       */
+
+struct parse_ctx {
+	struct http_head *h;
+	unsigned max_headers;
+	bool pending;			/* headers[nheaders] is being filled */
+	bool in_value;			/* and its value has begun */
+	bool is_request;
+	enum http_status status;	/* set by a callback that stops llhttp */
+	const char *error;
+
+	/* Derived while headers complete, so the list is walked only once. */
+	unsigned n_cl, n_te, n_host;
+	bool te_seen_chunked, te_last_chunked, te_other, te_empty;
+	bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade;
+};
+
+static int fail(struct parse_ctx *c, enum http_status st, const char *error)
+{
+	c->status = st;
+	c->error = error;
+	return HPE_USER;
+}
+
+/* Digits only, no sign, no list, no overflow. */
+static int parse_content_length(struct parse_ctx *c, const char *v, size_t n)
+{
+	uint64_t x = 0;
+
+	if (n == 0)
+		return fail(c, HTTP_BAD, "empty Content-Length");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char d = (unsigned char)v[i];
+
+		if (d < '0' || d > '9')
+			return fail(c, HTTP_BAD, "invalid Content-Length");
+		if (x > (UINT64_MAX - (d - '0')) / 10)
+			return fail(c, HTTP_BAD, "Content-Length too large");
+		x = x * 10 + (d - '0');
+	}
+	c->h->content_length = x;
+	return 0;
+}
+
+/*
+ * Transfer-Encoding fields form one list across fields, in order. Only
+ * "chunked" as the final coding, applied once, frames a body we can
+ * delimit; what that means for other shapes is decided by the caller.
+ */
+static int parse_transfer_encoding(struct parse_ctx *c, const char *v, size_t n)
+{
+	size_t i = 0;
+	bool any = false;
+
+	while (i < n) {
+		size_t s;
+
+		while (i < n && (v[i] == ',' || IS(v[i], C_OWS)))
+			i++;
+		if (i == n)
+			break;
+		s = i;
+		while (i < n && IS(v[i], C_TCHAR))
+			i++;
+		if (i == s)
+			return fail(c, HTTP_BAD, "invalid Transfer-Encoding");
+		any = true;
+		if (IEQ(v + s, i - s, "chunked")) {
+			if (c->te_seen_chunked)
+				return fail(c, HTTP_BAD, "chunked applied more than once");
+			c->te_seen_chunked = true;
+			c->te_last_chunked = true;
+		} else {
+			c->te_last_chunked = false;
+			c->te_other = true;
+		}
+		while (i < n && IS(v[i], C_OWS))
+			i++;
+		if (i < n && v[i] != ',')
+			return fail(c, HTTP_BAD, "invalid Transfer-Encoding");
+	}
+	if (!any)
+		c->te_empty = true;
+	return 0;
+}
+
+static void parse_connection(struct parse_ctx *c, const char *v, size_t n)
+{
+	if (http_list_has(v, n, "close"))
+		c->conn_close = true;
+	if (http_list_has(v, n, "keep-alive"))
+		c->conn_keep_alive = true;
+	if (http_list_has(v, n, "upgrade"))
+		c->conn_upgrade = true;
+}
+
+/* Close the header being filled: trim, check the name, note what it means. */
+static int header_finish(struct parse_ctx *c)
+{
+	struct http_head *h = c->h;
+	struct http_header *hd = &h->headers[h->nheaders];
+	const char *v, *name = hd->name;
+	size_t n = hd->name_len;
+
+	c->pending = false;
+	/* llhttp 8.1 tolerates some of these; a proxy must not. */
+	if (n == 0)
+		return fail(c, HTTP_BAD, "empty header name");
+	/* llhttp 8.1 hands "Host " over as the name of "Host : x". */
+	if (IS(name[n - 1], C_OWS) || name[n] != ':')
+		return fail(c, HTTP_BAD, "whitespace before colon");
+	for (size_t i = 0; i < n; i++)
+		if (unlikely(!IS(name[i], C_TCHAR)))
+			return fail(c, HTTP_BAD, "invalid character in header name");
+	if (hd->value == NULL)
+		hd->value = name + n + 1;
+	v = hd->value;
+	while (hd->value_len > 0 && IS(v[hd->value_len - 1], C_OWS))
+		hd->value_len--;
+	h->nheaders++;
+
+	switch (n) {
+	case 4:
+		if (IEQ(name, n, "host")) {
+			if (++c->n_host > 1)
+				return fail(c, HTTP_BAD, "several Host fields");
+			for (size_t i = 0; i < hd->value_len; i++)
+				if (!IS(v[i], C_HOST))
+					return fail(c, HTTP_BAD, "invalid Host");
+			h->host = v;
+			h->host_len = hd->value_len;
+		}
+		break;
+	case 6:
+		if (IEQ(name, n, "expect") && IEQ(v, hd->value_len, "100-continue"))
+			h->expect_continue = true;
+		break;
+	case 7:
+		if (IEQ(name, n, "upgrade") && hd->value_len > 0)
+			c->has_upgrade = true;
+		break;
+	case 10:
+		if (IEQ(name, n, "connection"))
+			parse_connection(c, v, hd->value_len);
+		break;
+	case 14:
+		if (IEQ(name, n, "content-length")) {
+			if (++c->n_cl > 1)
+				return fail(c, HTTP_BAD, "several Content-Length fields");
+			return parse_content_length(c, v, hd->value_len);
+		}
+		break;
+	case 17:
+		if (IEQ(name, n, "transfer-encoding")) {
+			c->n_te++;
+			return parse_transfer_encoding(c, v, hd->value_len);
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * The whole head is passed to llhttp at once, so a name or value comes in
+ * one piece; should llhttp ever split one, the pieces are contiguous in the
+ * same buffer and the length is simply extended.
+ */
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct parse_ctx *c = p->data;
+	struct http_head *h = c->h;
+	struct http_header *hd = &h->headers[h->nheaders];
+
+	if (c->pending) {
+		int rc;
+
+		if (!c->in_value && at == hd->name + hd->name_len) {
+			hd->name_len += len;
+			return 0;
+		}
+		rc = header_finish(c);
+		if (rc != 0)
+			return rc;
+		hd++;
+	}
+	if (h->nheaders >= c->max_headers)
+		return fail(c, HTTP_TOO_MANY_HEADERS, "too many header fields");
+	hd->name = at;
+	hd->name_len = len;
+	hd->value = NULL;
+	hd->value_len = 0;
+	c->pending = true;
+	c->in_value = false;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct parse_ctx *c = p->data;
+	struct http_header *hd = &c->h->headers[c->h->nheaders];
+
+	if (!c->pending)
+		return fail(c, HTTP_BAD, "header value without name");
+	if (hd->value == NULL) {
+		hd->value = at;
+		hd->value_len = len;
+	} else {
+		hd->value_len = (size_t)(at + len - hd->value);
+	}
+	c->in_value = true;
+	return 0;
+}
+
+/* Stop before any body: framing is ours (http_body_move). */
+static int on_headers_complete(llhttp_t *p)
+{
+	struct parse_ctx *c = p->data;
+
+	if (c->pending) {
+		int rc = header_finish(c);
+
+		if (rc != 0)
+			return -1;
+	}
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parse_settings = {
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+};
+
+/*
+ * One pass over the field lines (everything after the start line): CRLF
+ * line ends only, no NUL or other CTL but HTAB, no obs-fold, no empty line
+ * before the final one. This is what lets llhttp's lenient mode be used.
+ */
+static const char *check_field_block(const char *data, size_t off, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)data + off;
+	const unsigned char *end = (const unsigned char *)data + len - 2;
+
+	if (p < end && IS(*p, C_OWS))
+		return "whitespace before the first header field";
+	while (p < end) {
+		while (likely(p < end && !IS(*p, C_SPECIAL)))
+			p++;
+		if (p == end)
+			break;
+		if (*p == '\r') {
+			if (p[1] != '\n')
+				return "bare CR in head";
+			p += 2;
+			if (p < end) {
+				if (IS(*p, C_OWS))
+					return "obsolete line folding";
+				if (*p == '\r')
+					return "empty line inside head";
+			}
+			continue;
+		}
+		if (*p == '\n')
+			return "bare LF in head";
+		if (*p == 0)
+			return "NUL in head";
+		return "control character in head";
+	}
+	return NULL;
+}
+
+static void head_reset(struct http_head *h, struct http_header *headers, size_t len)
+{
+	memset(h, 0, sizeof(*h));
+	h->method = -1;
+	h->headers = headers;
+	h->head_len = len;
+}
+
+static enum http_status head_fail(struct http_head *h, enum http_status st, const char *error)
+{
+	h->error = error;
+	return st;
+}
+
+static bool ends_with_empty_line(const char *data, size_t len)
+{
+	return len >= 4 && memcmp(data + len - 4, "\r\n\r\n", 4) == 0;
+}
+
+/* "HTTP/1.0" or "HTTP/1.1" at p; anything else is refused. */
+static bool version_parse(struct http_head *h, const char *p)
+{
+	if (memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1'))
+		return false;
+	h->version_major = 1;
+	h->version_minor = p[7] - '0';
+	return true;
+}
+
+/*
+ * method SP request-target SP HTTP-version CRLF, checked by hand so that the
+ * target length is known first (414 before any other complaint) and the
+ * target's bytes are looked at once. Returns the offset of the next line.
+ */
+static enum http_status request_line_parse(struct http_head *h, const char *data, size_t len,
+		size_t max_uri, size_t *next)
+{
+	const char *p = data, *t, *e = data + len;
+
+	/* The head ends with CRLF, which stops each loop below. */
+	while (IS(*p, C_TCHAR))
+		p++;
+	if (p == data || *p != ' ')
+		return head_fail(h, HTTP_BAD, "malformed request method");
+	h->method_str = data;
+	h->method_len = (size_t)(p - data);
+	t = ++p;
+	while (IS(*p, C_URI))
+		p++;
+	if ((size_t)(p - t) > max_uri)
+		return head_fail(h, HTTP_URI_TOO_LONG, "request-target too long");
+	if (p == t)
+		return head_fail(h, HTTP_BAD, "empty request-target");
+	if (*p != ' ')
+		return head_fail(h, HTTP_BAD, "invalid character in request-target");
+	h->uri = t;
+	h->uri_len = (size_t)(p - t);
+	p++;
+	if (e - p < 10 || !version_parse(h, p))
+		return head_fail(h, HTTP_BAD, "unsupported HTTP version");
+	if (p[8] != '\r' || p[9] != '\n')
+		return head_fail(h, HTTP_BAD, "malformed request line");
+	*next = (size_t)(p + 10 - data);
+	return HTTP_OK;
+}
+
+/* HTTP-version SP 3DIGIT [SP reason-phrase] CRLF; a missing SP is tolerated. */
+static enum http_status status_line_parse(struct http_head *h, const char *data, size_t len,
+		size_t *next)
+{
+	const char *p = data + 9;
+
+	if (len < 16 || !version_parse(h, data) || data[8] != ' ')
+		return head_fail(h, HTTP_BAD, "malformed status line");
+	for (int i = 0; i < 3; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return head_fail(h, HTTP_BAD, "malformed status code");
+	h->status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+	if (h->status < 100 || h->status > 599)
+		return head_fail(h, HTTP_BAD, "status code out of range");
+	p += 3;
+	if (*p == ' ') {
+		h->reason = ++p;
+		while (IS(*p, C_FVCHAR))
+			p++;
+		h->reason_len = (size_t)(p - h->reason);
+	} else {
+		h->reason = p;
+	}
+	if (p[0] != '\r' || p[1] != '\n')
+		return head_fail(h, HTTP_BAD, "malformed status line");
+	*next = (size_t)(p + 2 - data);
+	return HTTP_OK;
+}
+
+/* Let llhttp tokenize the field lines; our callbacks collect and check them. */
+static enum http_status run_llhttp(struct parse_ctx *c, llhttp_type_t type,
+		const char *data, size_t len)
+{
+	llhttp_t parser;
+	llhttp_errno_t err;
+
+	llhttp_init(&parser, type, &parse_settings);
+	parser.data = c;
+	err = llhttp_execute(&parser, data, len);
+	if (err == HPE_PAUSED) {
+		if (c->is_request)
+			c->h->method = parser.method;
+		return HTTP_OK;
+	}
+	if (c->status != HTTP_OK)
+		return head_fail(c->h, c->status, c->error);
+	if (err == HPE_OK)
+		return head_fail(c->h, HTTP_BAD, "incomplete head");
+	/* Our line already passed as a token: llhttp does not know the method. */
+	if (err == HPE_INVALID_METHOD && c->is_request)
+		return head_fail(c->h, HTTP_NOT_IMPLEMENTED, "unknown method");
+	return head_fail(c->h, HTTP_BAD, llhttp_get_error_reason(&parser));
+}
+
+static void ctx_init(struct parse_ctx *c, struct http_head *h, unsigned max_headers,
+		bool is_request)
+{
+	memset(c, 0, sizeof(*c));
+	c->h = h;
+	c->max_headers = max_headers;
+	c->is_request = is_request;
+}
+
+enum http_status http_parse_request(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, const struct http_limits *lim)
+{
+	struct parse_ctx c;
+	enum http_status st;
+	const char *err;
+	size_t off;
+
+	head_reset(h, headers, len);
+	if (!ends_with_empty_line(data, len))
+		return head_fail(h, HTTP_BAD, "head does not end with an empty line");
+	st = request_line_parse(h, data, len, lim->max_uri, &off);
+	if (st != HTTP_OK)
+		return st;
+	err = check_field_block(data, off, len);
+	if (err)
+		return head_fail(h, HTTP_BAD, err);
+	ctx_init(&c, h, lim->max_headers, true);
+	st = run_llhttp(&c, HTTP_REQUEST, data, len);
+	if (st != HTTP_OK)
+		return st;
+
+	if (c.n_host == 0 && h->version_minor == 1)
+		return head_fail(h, HTTP_BAD, "missing Host");
+	if (c.n_te > 0) {
+		/* RFC 9112 6.1: an HTTP/1.0 request cannot be chunked. */
+		if (h->version_minor == 0)
+			return head_fail(h, HTTP_BAD, "Transfer-Encoding in HTTP/1.0 request");
+		if (c.n_cl > 0)
+			return head_fail(h, HTTP_BAD, "Content-Length with Transfer-Encoding");
+		if (c.te_empty)
+			return head_fail(h, HTTP_BAD, "empty Transfer-Encoding");
+		if (!c.te_last_chunked)
+			return head_fail(h, HTTP_BAD, "chunked is not the final transfer coding");
+		if (c.te_other)
+			return head_fail(h, HTTP_NOT_IMPLEMENTED, "unsupported transfer coding");
+		h->body = HTTP_BODY_CHUNKED;
+	} else if (c.n_cl > 0) {
+		h->body = HTTP_BODY_LENGTH;
+	} else {
+		h->body = HTTP_BODY_NONE;
+	}
+	if (h->version_minor == 1) {
+		h->keep_alive = !c.conn_close;
+		h->upgrade = c.conn_upgrade && c.has_upgrade;
+	} else {
+		/* HTTP/1.0 knows neither Upgrade (RFC 9110 7.8) nor Expect (10.1.1). */
+		h->keep_alive = c.conn_keep_alive && !c.conn_close;
+		h->expect_continue = false;
+	}
+	return HTTP_OK;
+}
+
+enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, unsigned max_headers, int req_method)
+{
+	struct parse_ctx c;
+	enum http_status st;
+	const char *err;
+	size_t off;
+
+	head_reset(h, headers, len);
+	if (!ends_with_empty_line(data, len))
+		return head_fail(h, HTTP_BAD, "head does not end with an empty line");
+	st = status_line_parse(h, data, len, &off);
+	if (st != HTTP_OK)
+		return st;
+	err = check_field_block(data, off, len);
+	if (err)
+		return head_fail(h, HTTP_BAD, err);
+	ctx_init(&c, h, max_headers, false);
+	st = run_llhttp(&c, HTTP_RESPONSE, data, len);
+	if (st != HTTP_OK)
+		return st;
+
+	h->host = NULL;
+	h->host_len = 0;
+	h->expect_continue = false;
+	/*
+	 * A server may send both (RFC 9112 6.3 lets Transfer-Encoding win),
+	 * but the message is suspect and the client side may disagree: refuse.
+	 */
+	if (c.n_te > 0 && c.n_cl > 0)
+		return head_fail(h, HTTP_BAD, "Content-Length with Transfer-Encoding");
+	if (c.n_te > 0 && h->version_minor == 0)
+		return head_fail(h, HTTP_BAD, "Transfer-Encoding in HTTP/1.0 response");
+	if (c.n_te > 0 && c.te_empty)
+		return head_fail(h, HTTP_BAD, "empty Transfer-Encoding");
+
+	h->keep_alive = h->version_minor == 1 ? !c.conn_close
+			: c.conn_keep_alive && !c.conn_close;
+	h->upgrade = h->version_minor == 1 && c.conn_upgrade && c.has_upgrade;
+
+	if (req_method == HTTP_HEAD || h->status < 200 || h->status == 204 ||
+			h->status == 304 ||
+			(req_method == HTTP_CONNECT && h->status < 300)) {
+		h->body = HTTP_BODY_NONE;
+	} else if (c.n_te > 0) {
+		if (c.te_last_chunked) {
+			h->body = HTTP_BODY_CHUNKED;
+		} else {
+			h->body = HTTP_BODY_UNTIL_CLOSE;
+			h->keep_alive = false;
+		}
+	} else if (c.n_cl > 0) {
+		h->body = HTTP_BODY_LENGTH;
+	} else {
+		h->body = HTTP_BODY_UNTIL_CLOSE;
+		h->keep_alive = false;
+	}
+	return HTTP_OK;
+}
+
+bool http_header_is(const struct http_header *hdr, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (hdr->name_len != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (lower((unsigned char)hdr->name[i]) != lower((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+bool http_list_has(const char *value, size_t len, const char *token)
+{
+	size_t tlen = strlen(token);
+	size_t i = 0;
+
+	while (i < len) {
+		size_t s, e;
+
+		while (i < len && (value[i] == ',' || IS(value[i], C_OWS)))
+			i++;
+		s = i;
+		while (i < len && value[i] != ',')
+			i++;
+		e = i;
+		while (e > s && IS(value[e - 1], C_OWS))
+			e--;
+		if (e - s == tlen) {
+			size_t k = 0;
+
+			while (k < tlen && lower((unsigned char)value[s + k]) ==
+					lower((unsigned char)token[k]))
+				k++;
+			if (k == tlen)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bodies                                                              */
+
+void http_body_init(struct http_body_state *st, enum http_body kind, uint64_t content_length,
+		bool dechunk)
+{
+	memset(st, 0, sizeof(*st));
+	st->kind = kind;
+	st->remaining = kind == HTTP_BODY_LENGTH ? content_length : 0;
+	st->chunk = HTTP_CHUNK_SIZE;
+	st->dechunk = dechunk;
+}
+
+static enum http_body_result body_fail(struct http_body_state *st, const char *error)
+{
+	st->error = error;
+	return HTTP_BODY_ERROR;
+}
+
+/* evbuffer_remove_buffer() takes an int-sized count at most. */
+static int move_bytes(struct http_body_state *st, struct evbuffer *src, struct evbuffer *dst,
+		size_t n)
+{
+	while (n > 0) {
+		size_t part = n > INT_MAX / 2 ? INT_MAX / 2 : n;
+		int got = evbuffer_remove_buffer(src, dst, part);
+
+		if (got < 0 || (size_t)got != part)
+			return -1;
+		st->moved += part;
+		n -= part;
+	}
+	return 0;
+}
+
+/* Framing bytes go on unless the body is being dechunked. */
+static int pass_framing(struct http_body_state *st, struct evbuffer *src, struct evbuffer *dst,
+		size_t n)
+{
+	if (st->dechunk)
+		return evbuffer_drain(src, n);
+	return move_bytes(st, src, dst, n);
+}
+
+/*
+ * Length of the first line of src, LF included; 0 while no LF has come;
+ * -1 when HTTP_CHUNK_LINE_MAX bytes hold none.
+ */
+static ssize_t line_length(struct evbuffer *src, size_t avail)
+{
+	struct evbuffer_iovec vec[8];
+	size_t lim = avail < HTTP_CHUNK_LINE_MAX ? avail : HTTP_CHUNK_LINE_MAX;
+	size_t off = 0;
+	int n = evbuffer_peek(src, lim, NULL, vec, 8);
+
+	for (int i = 0; i < n && i < 8 && off < lim; i++) {
+		size_t l = vec[i].iov_len < lim - off ? vec[i].iov_len : lim - off;
+		const char *lf = memchr(vec[i].iov_base, '\n', l);
+
+		if (lf)
+			return (ssize_t)(off + (size_t)(lf - (const char *)vec[i].iov_base) + 1);
+		off += l;
+	}
+	if (off < lim) {
+		/* More than eight chains before the limit: rare, copy once. */
+		const char *b = (const char *)evbuffer_pullup(src, (ev_ssize_t)lim);
+		const char *lf = b ? memchr(b, '\n', lim) : NULL;
+
+		if (lf)
+			return lf - b + 1;
+	}
+	return lim == HTTP_CHUNK_LINE_MAX ? -1 : 0;
+}
+
+/*
+ * chunk-size [chunk-ext] per RFC 9112 7.1 and 7.1.1, line without CRLF:
+ * HEXDIG+ *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ).
+ */
+static const char *chunk_size_parse(const unsigned char *p, const unsigned char *e,
+		uint64_t *size)
+{
+	const unsigned char *s = p;
+	uint64_t v = 0;
+
+	while (p < e && IS(*p, C_HEX)) {
+		if (v > (UINT64_C(1) << 56))
+			return "chunk size too large";
+		v = v << 4 | hexval(*p++);
+	}
+	if (p == s)
+		return "invalid chunk size";
+	if (v > (UINT64_C(1) << 60))
+		return "chunk size too large";
+	while (p < e) {
+		const unsigned char *q;
+
+		while (p < e && IS(*p, C_OWS))
+			p++;
+		if (p == e || *p != ';')
+			return "invalid chunk size line";
+		p++;
+		while (p < e && IS(*p, C_OWS))
+			p++;
+		s = p;
+		while (p < e && IS(*p, C_TCHAR))
+			p++;
+		if (p == s)
+			return "invalid chunk extension name";
+		for (q = p; q < e && IS(*q, C_OWS); q++)
+			;
+		if (q == e || *q != '=')
+			continue;
+		p = q + 1;
+		while (p < e && IS(*p, C_OWS))
+			p++;
+		if (p < e && *p == '"') {
+			for (p++;; p++) {
+				if (p == e)
+					return "unterminated chunk extension value";
+				if (*p == '"')
+					break;
+				if (*p == '\\') {
+					if (++p == e || !IS(*p, C_FVCHAR))
+						return "invalid quoted-pair in chunk extension";
+				} else if (!IS(*p, C_QDTEXT)) {
+					return "invalid chunk extension value";
+				}
+			}
+			p++;
+		} else {
+			s = p;
+			while (p < e && IS(*p, C_TCHAR))
+				p++;
+			if (p == s)
+				return "invalid chunk extension value";
+		}
+	}
+	*size = v;
+	return NULL;
+}
+
+/* A trailer field line without its CRLF: same rules as a header field. */
+static const char *trailer_line_check(const unsigned char *p, const unsigned char *e)
+{
+	const unsigned char *s = p;
+
+	while (p < e && IS(*p, C_TCHAR))
+		p++;
+	if (p == s)
+		return "invalid trailer field name";
+	if (p == e || *p != ':')
+		return "invalid trailer field";
+	for (p++; p < e; p++)
+		if (!IS(*p, C_FVCHAR))
+			return "invalid character in trailer field";
+	return NULL;
+}
+
+/* One framing line (chunk size or trailer) at the front of src. */
+static enum http_body_result chunk_line(struct http_body_state *st, struct evbuffer *src,
+		struct evbuffer *dst, size_t avail, size_t budget, size_t *taken)
+{
+	const unsigned char *line;
+	const char *err;
+	ssize_t ll = line_length(src, avail);
+	uint64_t size = 0;
+	size_t n;
+
+	if (ll < 0)
+		return body_fail(st, st->chunk == HTTP_CHUNK_SIZE ? "chunk size line too long"
+				: "trailer line too long");
+	if (ll == 0)
+		return HTTP_BODY_MORE;
+	n = (size_t)ll;
+	/* A line is taken whole; the budget may be exceeded only to make progress. */
+	if (*taken > 0 && n > budget)
+		return HTTP_BODY_MORE;
+	line = evbuffer_pullup(src, ll);
+	if (line == NULL)
+		return body_fail(st, "out of memory");
+	if (n < 2 || line[n - 2] != '\r')
+		return body_fail(st, "bare LF in chunked framing");
+
+	if (st->chunk == HTTP_CHUNK_SIZE) {
+		err = chunk_size_parse(line, line + n - 2, &size);
+		if (err)
+			return body_fail(st, err);
+		st->remaining = size;
+		st->chunk = size == 0 ? HTTP_CHUNK_TRAILER : HTTP_CHUNK_DATA;
+	} else if (n == 2) {
+		st->chunk = HTTP_CHUNK_DONE;
+	} else {
+		err = trailer_line_check(line, line + n - 2);
+		if (err)
+			return body_fail(st, err);
+		st->trailer_bytes += n;
+		if (st->trailer_bytes > HTTP_TRAILER_MAX)
+			return body_fail(st, "trailer section too large");
+	}
+	if (pass_framing(st, src, dst, n) < 0)
+		return body_fail(st, "evbuffer move failed");
+	*taken += n;
+	return HTTP_BODY_MORE;
+}
+
+static enum http_body_result chunked_move(struct http_body_state *st, struct evbuffer *src,
+		struct evbuffer *dst, size_t max)
+{
+	size_t taken = 0;
+
+	for (;;) {
+		size_t avail = evbuffer_get_length(src);
+		size_t budget = max - taken;
+		enum http_body_result r;
+		unsigned char crlf[2];
+		size_t n;
+
+		if (st->chunk == HTTP_CHUNK_DONE)
+			return HTTP_BODY_DONE;
+		if (avail == 0 || budget == 0)
+			return HTTP_BODY_MORE;
+		switch (st->chunk) {
+		case HTTP_CHUNK_SIZE:
+		case HTTP_CHUNK_TRAILER: {
+			size_t before = taken;
+
+			r = chunk_line(st, src, dst, avail, budget, &taken);
+			if (r != HTTP_BODY_MORE || taken == before)
+				return r;
+			break;
+		}
+		case HTTP_CHUNK_DATA:
+			n = st->remaining;
+			if (n > avail)
+				n = avail;
+			if (n > budget)
+				n = budget;
+			if (move_bytes(st, src, dst, n) < 0)
+				return body_fail(st, "evbuffer move failed");
+			st->remaining -= n;
+			taken += n;
+			if (st->remaining == 0)
+				st->chunk = HTTP_CHUNK_DATA_CRLF;
+			break;
+		case HTTP_CHUNK_DATA_CRLF:
+			n = (size_t)evbuffer_copyout(src, crlf, 2);
+			if (crlf[0] != '\r' || (n == 2 && crlf[1] != '\n'))
+				return body_fail(st, "chunk data not followed by CRLF");
+			if (n < 2 || (taken > 0 && budget < 2))
+				return HTTP_BODY_MORE;
+			if (pass_framing(st, src, dst, 2) < 0)
+				return body_fail(st, "evbuffer move failed");
+			taken += 2;
+			st->chunk = HTTP_CHUNK_SIZE;
+			break;
+		default:
+			return body_fail(st, "bad chunk state");
+		}
+	}
+}
+
+enum http_body_result http_body_move(struct http_body_state *st, struct evbuffer *src,
+		struct evbuffer *dst, size_t max)
+{
+	size_t avail, n;
+
+	if (st->error)
+		return HTTP_BODY_ERROR;
+	switch (st->kind) {
+	case HTTP_BODY_NONE:
+		return HTTP_BODY_DONE;
+	case HTTP_BODY_LENGTH:
+		avail = evbuffer_get_length(src);
+		n = st->remaining < avail ? (size_t)st->remaining : avail;
+		if (n > max)
+			n = max;
+		if (move_bytes(st, src, dst, n) < 0)
+			return body_fail(st, "evbuffer move failed");
+		st->remaining -= n;
+		return st->remaining == 0 ? HTTP_BODY_DONE : HTTP_BODY_MORE;
+	case HTTP_BODY_CHUNKED:
+		return chunked_move(st, src, dst, max);
+	case HTTP_BODY_UNTIL_CLOSE:
+		avail = evbuffer_get_length(src);
+		n = avail < max ? avail : max;
+		if (move_bytes(st, src, dst, n) < 0)
+			return body_fail(st, "evbuffer move failed");
+		return HTTP_BODY_MORE;
+	}
+	return body_fail(st, "bad body kind");
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 102: return "Processing";
+	case 103: return "Early Hints";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 207: return "Multi-Status";
+	case 208: return "Already Reported";
+	case 226: return "IM Used";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 305: return "Use Proxy";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 407: return "Proxy Authentication Required";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 423: return "Locked";
+	case 424: return "Failed Dependency";
+	case 425: return "Too Early";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	case 506: return "Variant Also Negotiates";
+	case 507: return "Insufficient Storage";
+	case 508: return "Loop Detected";
+	case 510: return "Not Extended";
+	case 511: return "Network Authentication Required";
+	default: return "";
+	}
+}

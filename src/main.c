@@ -1,0 +1,207 @@
+/*
+ * Start-up and shutdown: command line, configuration, listening sockets,
+ * worker threads, and the main thread's event loop, which handles signals.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pool.h"
+#include "worker.h"
+
+#if __has_include("build-config.h")
+#include "build-config.h"
+#endif
+#ifndef SLUICE_VERSION
+#ifdef PACKAGE_VERSION
+#define SLUICE_VERSION PACKAGE_VERSION
+#else
+#define SLUICE_VERSION "0.1.0"
+#endif
+#endif
+
+struct main_state {
+	struct event_base *base;
+	struct worker **workers;
+	unsigned nworkers;
+	bool stopping;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice [-t] -c FILE\n"
+		"       sluice -v | -h\n"
+		"  -c FILE  configuration file\n"
+		"  -t       check the configuration and exit (0: valid, 1: not)\n"
+		"  -v       print the version and exit\n"
+		"  -h       print this help and exit\n");
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_state *m = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		log_warn("SIGHUP: configuration reload is not supported yet; ignored");
+		return;
+	}
+	if (m->stopping) {
+		log_warn("%s again: still waiting for in-flight exchanges", strsignal((int)sig));
+		return;
+	}
+	m->stopping = true;
+	log_info("%s: stopping gracefully", strsignal((int)sig));
+	for (unsigned i = 0; i < m->nworkers; i++)
+		worker_stop(m->workers[i]);
+	event_base_loopexit(m->base, NULL);
+}
+
+/* One socket per listener and worker; on failure nothing stays open. */
+static int
+open_listeners(const struct config *cfg, unsigned nworkers, int *fds)
+{
+	char err[512];
+	size_t n = (size_t)nworkers * cfg->nlisteners;
+
+	for (size_t i = 0; i < n; i++) {
+		fds[i] = listener_open(&cfg->listeners[i % cfg->nlisteners], err, sizeof(err));
+		if (fds[i] < 0) {
+			log_error("%s", err);
+			for (size_t k = 0; k < i; k++)
+				close(fds[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct main_state m = { 0 };
+	const char *file = NULL;
+	bool check_only = false;
+	struct config *cfg;
+	struct event *sigs[3] = { NULL };
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	char err[1024];
+	int opt, *fds = NULL, rc = 1;
+	unsigned started = 0;
+
+	while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
+		switch (opt) {
+		case 'c':
+			file = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'v':
+			printf("sluice %s\n", SLUICE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (file == NULL || optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+	cfg = config_load(file, err, sizeof(err));
+	if (cfg == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		fprintf(stderr, "%s: configuration OK\n", file);
+		config_unref(cfg);
+		return 0;
+	}
+	log_set_level(cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (pool_attach(cfg) < 0) {
+		log_error("out of memory");
+		goto out_cfg;
+	}
+	if (log_access_open(cfg->access_log) < 0) {
+		log_error("access_log %s: open() failed: %s", cfg->access_log, strerror(errno));
+		goto out_cfg;
+	}
+	m.nworkers = cfg->workers;
+	m.workers = calloc(m.nworkers, sizeof(*m.workers));
+	fds = calloc((size_t)m.nworkers * cfg->nlisteners, sizeof(*fds));
+	m.base = event_base_new();
+	if (m.workers == NULL || fds == NULL || m.base == NULL) {
+		log_error("out of memory");
+		goto out;
+	}
+	if (open_listeners(cfg, m.nworkers, fds) < 0)
+		goto out;
+	for (unsigned i = 0; i < m.nworkers; i++) {
+		m.workers[i] = worker_new(i, cfg, fds + (size_t)i * cfg->nlisteners);
+		if (m.workers[i] == NULL) {
+			log_error("worker %u: cannot be created", i);
+			for (unsigned k = i + 1; k < m.nworkers; k++)
+				for (size_t l = 0; l < cfg->nlisteners; l++)
+					close(fds[(size_t)k * cfg->nlisteners + l]);
+			goto out;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
+		if (sigs[i] == NULL || event_add(sigs[i], NULL) < 0) {
+			log_error("cannot install signal handlers");
+			goto out;
+		}
+	}
+	for (; started < m.nworkers; started++) {
+		if (worker_start(m.workers[started]) < 0) {
+			log_error("worker %u: pthread_create() failed", started);
+			for (unsigned k = 0; k < started; k++)
+				worker_stop(m.workers[k]);
+			goto out;
+		}
+	}
+	for (size_t l = 0; l < cfg->nlisteners; l++)
+		log_info("listener \"%s\" on %s", cfg->listeners[l].name, cfg->listeners[l].address);
+	log_info("sluice %s started with %u worker%s", SLUICE_VERSION, m.nworkers,
+		m.nworkers == 1 ? "" : "s");
+	event_base_dispatch(m.base);
+	rc = 0;
+out:
+	for (unsigned i = 0; i < m.nworkers; i++) {
+		if (m.workers[i] == NULL)
+			continue;
+		worker_join_free(m.workers[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	if (m.base != NULL)
+		event_base_free(m.base);
+	free(m.workers);
+	free(fds);
+	if (rc == 0)
+		log_info("stopped");
+out_cfg:
+	log_access_close();
+	config_unref(cfg);
+	return rc;
+}

@@ -1,0 +1,718 @@
+/*
+ * Client connections: accepting, reading and checking request heads,
+ * routing, answering errors, keep-alive and pipelining, timeouts, the access
+ * log line, and the one place where a session ends. The server side of each
+ * exchange is forward.c's.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "forward.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+#include "upstream.h"
+#include "util.h"
+#include "worker.h"
+
+/* Bytes buffered towards a peer before reading from the other side pauses. */
+#define SESSION_RELAY_HWM (256 * 1024)
+/* How long a closing connection keeps draining what the client still sends,
+ * so that our error answer is not destroyed by a reset. */
+#define SESSION_LINGER_MS 2000
+
+static atomic_uint_fast64_t session_ids;
+
+static const char *const term_names[] = {
+	[TERM_OK] = "ok",
+	[TERM_CLIENT_CLOSED] = "client_closed",
+	[TERM_CLIENT_TIMEOUT] = "client_timeout",
+	[TERM_BAD_REQUEST] = "bad_request",
+	[TERM_HEADER_TOO_LARGE] = "header_too_large",
+	[TERM_URI_TOO_LONG] = "uri_too_long",
+	[TERM_NOT_IMPLEMENTED] = "not_implemented",
+	[TERM_NO_ROUTE] = "no_route",
+	[TERM_CONNECT_FAILED] = "connect_failed",
+	[TERM_CONNECT_TIMEOUT] = "connect_timeout",
+	[TERM_UPSTREAM_TIMEOUT] = "upstream_timeout",
+	[TERM_UPSTREAM_CLOSED] = "upstream_closed",
+	[TERM_BAD_RESPONSE] = "bad_response",
+	[TERM_BODY_TIMEOUT] = "body_timeout",
+	[TERM_SHUTDOWN] = "shutdown",
+	[TERM_INTERNAL] = "internal",
+};
+
+static const char *const phase_names[] = {
+	[PHASE_HEAD] = "head",
+	[PHASE_CONNECT] = "connect",
+	[PHASE_REQUEST] = "request",
+	[PHASE_RESPONSE_HEAD] = "response_head",
+	[PHASE_RESPONSE_BODY] = "response_body",
+	[PHASE_DONE] = "done",
+};
+
+const char *
+session_term_name(enum session_term t)
+{
+	return term_names[t];
+}
+
+const char *
+session_phase_name(enum session_phase p)
+{
+	return phase_names[p];
+}
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_close(struct session *s, bool linger);
+static void session_destroy(struct session *s);
+
+void
+session_progress(struct session *s)
+{
+	event_base_gettimeofday_cached(s->w->base, &s->progress);
+}
+
+static unsigned
+timer_ms(const struct session *s, enum session_timer kind)
+{
+	const struct config_timeouts *t = &s->cfg->timeouts;
+
+	switch (kind) {
+	case TIMER_CLIENT_HEADER:
+		return t->client_header_ms;
+	case TIMER_CLIENT_IDLE:
+		return t->client_idle_ms;
+	case TIMER_CONNECT:
+		return t->connect_ms;
+	case TIMER_RESPONSE_HEADER:
+		return t->response_header_ms;
+	case TIMER_BODY_IDLE:
+		return t->body_idle_ms;
+	case TIMER_NONE:
+		break;
+	}
+	return 0;
+}
+
+static void
+timer_arm_ms(struct session *s, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(s->timer, &tv);
+}
+
+void
+session_timer_set(struct session *s, enum session_timer kind)
+{
+	if (kind == TIMER_BODY_IDLE) {
+		session_progress(s);
+		/* Re-arming on every read would cost a heap operation per read;
+		 * instead the timer checks the last progress when it fires. */
+		if (s->timer_kind == TIMER_BODY_IDLE)
+			return;
+	}
+	s->timer_kind = kind;
+	if (kind == TIMER_NONE)
+		evtimer_del(s->timer);
+	else
+		timer_arm_ms(s, timer_ms(s, kind));
+}
+
+/* Reset the exchange for the next request on this connection. */
+static void
+exchange_reset(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	struct evbuffer *head_out = ex->head_out;
+
+	free(ex->uri);
+	if (head_out != NULL)
+		evbuffer_drain(head_out, evbuffer_get_length(head_out));
+	memset(ex, 0, sizeof(*ex));
+	ex->head_out = head_out;
+}
+
+/* Start an exchange: from here on, it is logged whatever happens. */
+static void
+exchange_begin(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+
+	exchange_reset(s);
+	ex->active = true;
+	ex->phase = PHASE_HEAD;
+	ex->client_keep_alive = false;
+	strcpy(ex->method_str, "-");
+	ex->t_start_us = util_now_us();
+}
+
+static void
+session_log(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	char line[4096], when[40], server[256];
+	size_t n = 0;
+	int k;
+
+	if (!log_access_enabled())
+		return;
+	log_format_time(when, sizeof(when));
+	if (ex->server != NULL) {
+		size_t m = 0;
+		server[m++] = '"';
+		m = util_json_escape(server, sizeof(server) - 1, m, ex->server->pool->name,
+			strlen(ex->server->pool->name));
+		m = util_json_escape(server, sizeof(server) - 1, m, "/", 1);
+		m = util_json_escape(server, sizeof(server) - 1, m, ex->server->name,
+			strlen(ex->server->name));
+		server[m++] = '"';
+		server[m] = '\0';
+	} else {
+		strcpy(server, "null");
+	}
+	k = snprintf(line, sizeof(line),
+		"{\"time\":\"%s\",\"worker\":%u,\"session\":%llu,\"client\":\"%s\",\"method\":\"",
+		when, s->w->id, (unsigned long long)s->id, s->addr);
+	n = (size_t)k;
+	n = util_json_escape(line, sizeof(line), n, ex->method_str, strlen(ex->method_str));
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"path\":\"");
+	if (ex->uri != NULL)
+		n = util_json_escape(line, sizeof(line) - 1024, n, ex->uri, strlen(ex->uri));
+	else
+		n = util_json_escape(line, sizeof(line), n, "-", 1);
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+		"\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+		"\"connect_ms\":%.3f,\"first_byte_ms\":%.3f,\"total_ms\":%.3f,"
+		"\"server\":%s,\"request_id\":\"",
+		ex->status, (unsigned long long)ex->bytes_in, (unsigned long long)ex->bytes_out,
+		ex->connect_ms, ex->have_first_byte ? ex->first_byte_ms : 0.0,
+		(double)(util_now_us() - ex->t_start_us) / 1000.0, server);
+	n = util_json_escape(line, sizeof(line), n, ex->request_id, strlen(ex->request_id));
+	n += (size_t)snprintf(line + n, sizeof(line) - n,
+		"\",\"termination\":\"%s\",\"phase\":\"%s\"}\n",
+		term_names[ex->term], phase_names[ex->phase]);
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	log_access_write(line, n);
+}
+
+/* Log the exchange once and forget it; the session goes on or not. */
+static void
+exchange_end(struct session *s, enum session_term term)
+{
+	struct exchange *ex = &s->ex;
+
+	if (!ex->active)
+		return;
+	ex->term = term;
+	if (term == TERM_OK)
+		ex->phase = PHASE_DONE;
+	if (ex->up != NULL) {
+		upstream_free(ex->up);
+		ex->up = NULL;
+	}
+	session_log(s);
+	ex->active = false;
+}
+
+void
+session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct session *s;
+	int one = 1;
+	size_t hwm;
+
+	(void)salen;
+	if (w->stopping) {
+		close(fd);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		log_error("worker %u: out of memory accepting a connection", w->id);
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->w = w;
+	s->cfg = config_ref(w->cfg);
+	s->id = atomic_fetch_add(&session_ids, 1) + 1;
+	util_addr_format(sa, s->addr, sizeof(s->addr), 1);
+	util_addr_format(sa, s->ip, sizeof(s->ip), 0);
+	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	s->ex.head_out = evbuffer_new();
+	TAILQ_INSERT_TAIL(&w->sessions, s, link);
+	w->nsessions++;
+	if (s->bev == NULL || s->timer == NULL || s->ex.head_out == NULL) {
+		log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
+		if (s->bev == NULL)
+			close(fd);
+		session_destroy(s);
+		return;
+	}
+	/* The input buffer must hold a whole head; beyond that, reading pauses
+	 * until the exchange has moved bytes on (pipelined requests wait). */
+	hwm = s->cfg->limits.max_header_size + 4096;
+	if (hwm < 64 * 1024)
+		hwm = 64 * 1024;
+	bufferevent_setwatermark(s->bev, EV_READ, 0, hwm);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_RELAY_HWM / 4, 0);
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_timer_set(s, TIMER_CLIENT_HEADER);
+	log_debug("s%llu %s: accepted by worker %u", (unsigned long long)s->id, s->addr, w->id);
+}
+
+/* Answer status with a short text body. close: say so and end the session. */
+static void
+send_error(struct session *s, int status, bool close)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	const char *reason = http_reason(status);
+	char head[256];
+	int n, blen;
+
+	blen = (int)strlen(reason) + 5;		/* "502 " + reason + "\n" */
+	n = snprintf(head, sizeof(head),
+		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
+		"%d %s\n",
+		status, reason, blen, close ? "Connection: close\r\n" : "", status, reason);
+	evbuffer_add(out, head, (size_t)n);
+	s->ex.bytes_out += (uint64_t)n;
+	s->ex.status = status;
+	s->ex.resp_head_sent = true;
+}
+
+void
+session_fail(struct session *s, int status, enum session_term term)
+{
+	struct exchange *ex = &s->ex;
+	bool close;
+
+	if (status == 0 || ex->resp_head_sent) {
+		/* Nothing sensible can be said in the middle of a response. */
+		session_abort(s, term);
+		return;
+	}
+	/* The connection can go on only if the request was read to its end and
+	 * nothing in it was wrong. */
+	close = !ex->client_keep_alive || !ex->req_read || s->draining || s->client_eof ||
+		status == 400 || status == 408 || status == 414 || status == 431 ||
+		status == 501;
+	send_error(s, status, close);
+	exchange_end(s, term);
+	if (close)
+		session_close(s, true);
+	else
+		session_client_read(s);
+}
+
+void
+session_exchange_done(struct session *s)
+{
+	struct exchange *ex = &s->ex;
+	bool keep = ex->client_keep_alive && !ex->resp_close_delimited && ex->req_read &&
+		!s->draining && !s->client_eof;
+
+	exchange_end(s, TERM_OK);
+	if (!keep) {
+		session_close(s, false);
+		return;
+	}
+	session_client_read(s);
+}
+
+void
+session_abort(struct session *s, enum session_term term)
+{
+	exchange_end(s, term);
+	session_destroy(s);
+}
+
+/*
+ * Stop after the bytes in the output buffer are sent. With linger, the
+ * write side is shut and the client's remaining input drained for a while
+ * so that a client still sending does not turn our close into a reset that
+ * destroys the answer.
+ */
+static void
+session_close(struct session *s, bool linger)
+{
+	if (s->dead)
+		return;
+	s->closing = true;
+	s->linger = linger;
+	exchange_end(s, s->ex.term);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	if (!linger)
+		bufferevent_disable(s->bev, EV_READ);
+	/* Bound the flush by the idle timeout: a client that stops reading our
+	 * last answer does not keep the session forever. */
+	session_timer_set(s, TIMER_CLIENT_IDLE);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_write_cb(s->bev, s);
+}
+
+static void
+session_destroy(struct session *s)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+	if (s->ex.up != NULL) {
+		upstream_free(s->ex.up);
+		s->ex.up = NULL;
+	}
+	if (s->timer != NULL)
+		evtimer_del(s->timer);
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	worker_defer_free(s->w, s);
+}
+
+void
+session_free(struct session *s)
+{
+	if (s->timer != NULL)
+		event_free(s->timer);
+	free(s->ex.uri);
+	if (s->ex.head_out != NULL)
+		evbuffer_free(s->ex.head_out);
+	config_unref(s->cfg);
+	free(s);
+}
+
+void
+session_drain(struct session *s)
+{
+	s->draining = true;
+	if (s->closing)
+		return;
+	if (!s->ex.active && evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+		session_close(s, false);
+		return;
+	}
+	s->ex.client_keep_alive = false;
+}
+
+/* Map a head parse failure to its answer. */
+static void
+fail_parse(struct session *s, enum http_status st, const char *why)
+{
+	log_info("s%llu %s: bad request: %s", (unsigned long long)s->id, s->addr,
+		why ? why : "malformed");
+	switch (st) {
+	case HTTP_HEAD_TOO_LARGE:
+	case HTTP_TOO_MANY_HEADERS:
+		session_fail(s, 431, TERM_HEADER_TOO_LARGE);
+		break;
+	case HTTP_URI_TOO_LONG:
+		session_fail(s, 414, TERM_URI_TOO_LONG);
+		break;
+	case HTTP_NOT_IMPLEMENTED:
+		session_fail(s, 501, TERM_NOT_IMPLEMENTED);
+		break;
+	default:
+		session_fail(s, 400, TERM_BAD_REQUEST);
+		break;
+	}
+}
+
+/*
+ * The path used for routing: origin-form as is; absolute-form
+ * ("http://host/p") gives its path, and its authority replaces Host
+ * (RFC 9112 3.2.2).
+ */
+static void
+route_target(const struct http_head *h, const char **host, size_t *host_len,
+		const char **path, size_t *path_len)
+{
+	const char *u = h->uri, *end = h->uri + h->uri_len, *p;
+
+	*host = h->host;
+	*host_len = h->host_len;
+	*path = u;
+	*path_len = h->uri_len;
+	if (h->uri_len > 0 && u[0] == '/')
+		return;
+	p = memmem(u, h->uri_len, "://", 3);
+	if (p == NULL) {
+		/* "*" (OPTIONS) and authority-form route as "/". */
+		*path = "/";
+		*path_len = 1;
+		return;
+	}
+	p += 3;
+	*host = p;
+	while (p < end && *p != '/' && *p != '?')
+		p++;
+	*host_len = (size_t)(p - *host);
+	if (p < end && *p == '/') {
+		*path = p;
+		*path_len = (size_t)(end - p);
+	} else {
+		*path = "/";
+		*path_len = 1;
+	}
+}
+
+/* Whether a request head was found and handled; false when more bytes are
+ * needed or the session stopped. */
+static bool
+session_read_head(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct exchange *ex = &s->ex;
+	const struct config_limits *lim = &s->cfg->limits;
+	struct http_limits hl = { .max_headers = lim->max_headers, .max_uri = lim->max_uri };
+	struct http_head h;
+	enum http_status st;
+	size_t head_len;
+	const char *data, *host, *path;
+	size_t host_len, path_len;
+
+	if (evbuffer_get_length(in) == 0)
+		return false;
+	if (s->timer_kind != TIMER_CLIENT_HEADER)
+		session_timer_set(s, TIMER_CLIENT_HEADER);
+	st = http_head_find(in, &s->scan, lim->max_header_size, &head_len);
+	if (st == HTTP_INCOMPLETE)
+		return false;
+	exchange_begin(s);
+	s->scan = 0;
+	if (st != HTTP_OK) {
+		fail_parse(s, st, st == HTTP_HEAD_TOO_LARGE ? "head too large" : "malformed head");
+		return false;
+	}
+	data = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
+	if (data == NULL) {
+		session_fail(s, 500, TERM_INTERNAL);
+		return false;
+	}
+	ex->bytes_in = head_len;
+	memset(&h, 0, sizeof(h));
+	st = http_parse_request(&h, data, head_len, s->w->hdrs, &hl);
+	if (h.method_str != NULL && h.method_len > 0) {
+		size_t n = h.method_len < sizeof(ex->method_str) - 1 ?
+			h.method_len : sizeof(ex->method_str) - 1;
+		memcpy(ex->method_str, h.method_str, n);
+		ex->method_str[n] = '\0';
+	}
+	if (h.uri != NULL && st != HTTP_URI_TOO_LONG)
+		ex->uri = strndup(h.uri, h.uri_len);
+	if (st != HTTP_OK) {
+		evbuffer_drain(in, head_len);
+		fail_parse(s, st, h.error);
+		return false;
+	}
+	s->requests++;
+	ex->method = h.method;
+	ex->client_http10 = h.version_minor == 0;
+	ex->client_keep_alive = h.keep_alive && !s->draining;
+	route_target(&h, &host, &host_len, &path, &path_len);
+	ex->route = config_route_match(s->cfg, host, host_len, path, path_len);
+	http_body_init(&ex->req_body, h.body, h.content_length, false);
+	ex->req_read = h.body == HTTP_BODY_NONE;
+	if (ex->route == NULL) {
+		evbuffer_drain(in, head_len);
+		session_fail(s, 404, TERM_NO_ROUTE);
+		return true;
+	}
+	if (forward_build_request(s, &h) < 0) {
+		evbuffer_drain(in, head_len);
+		session_fail(s, 500, TERM_INTERNAL);
+		return false;
+	}
+	evbuffer_drain(in, head_len);
+	ex->phase = PHASE_CONNECT;
+	session_timer_set(s, TIMER_NONE);
+	forward_start(s);
+	return true;
+}
+
+void
+session_client_read(struct session *s)
+{
+	/* An exchange that ends inside this loop (a 404, say) calls back here;
+	 * the guard turns that recursion into the loop's next turn. */
+	if (s->in_read) {
+		s->read_again = true;
+		return;
+	}
+	s->in_read = true;
+	for (;;) {
+		s->read_again = false;
+		if (s->dead || s->closing)
+			break;
+		if (s->ex.active) {
+			if (!s->ex.req_read)
+				forward_client_readable(s);
+			if (!s->read_again)
+				break;
+			continue;
+		}
+		if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+			if (s->draining || s->client_eof) {
+				session_close(s, false);
+				break;
+			}
+			if (s->timer_kind != TIMER_CLIENT_IDLE && s->requests > 0)
+				session_timer_set(s, TIMER_CLIENT_IDLE);
+			break;
+		}
+		if (!session_read_head(s) && !s->read_again)
+			break;
+	}
+	s->in_read = false;
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->closing) {
+		/* Lingering: what the client still sends is discarded. */
+		struct evbuffer *in = bufferevent_get_input(bev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	session_client_read(s);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->dead)
+		return;
+	if (s->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			return;
+		if (!s->linger || s->client_eof) {
+			session_destroy(s);
+			return;
+		}
+		/* Answer sent: shut our side, then drain the client's until it
+		 * closes or SESSION_LINGER_MS passes. */
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		bufferevent_enable(bev, EV_READ);
+		s->timer_kind = TIMER_NONE;
+		timer_arm_ms(s, SESSION_LINGER_MS);
+		s->linger = false;
+		s->lingering = true;
+		return;
+	}
+	if (s->ex.active)
+		forward_client_drained(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (s->dead)
+		return;
+	if (what & BEV_EVENT_ERROR) {
+		log_debug("s%llu %s: client connection error: %s", (unsigned long long)s->id,
+			s->addr, strerror(errno));
+		session_abort(s, TERM_CLIENT_CLOSED);
+		return;
+	}
+	if (!(what & BEV_EVENT_EOF))
+		return;
+	s->client_eof = true;
+	if (s->closing) {
+		if (s->lingering || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			session_destroy(s);
+		return;
+	}
+	if (!s->ex.active) {
+		/* Between requests, or in the middle of a head that will never
+		 * end: either way the client is gone. */
+		session_destroy(s);
+		return;
+	}
+	if (!s->ex.req_read) {
+		session_abort(s, TERM_CLIENT_CLOSED);
+		return;
+	}
+	/* A half-close after a complete request: answer it, then close. */
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct timeval now;
+	double idle;
+	unsigned ms;
+
+	(void)fd;
+	(void)what;
+	if (s->dead)
+		return;
+	if (s->closing) {
+		/* The flush or the linger took too long. */
+		session_destroy(s);
+		return;
+	}
+	switch (s->timer_kind) {
+	case TIMER_CLIENT_HEADER:
+		if (!s->ex.active && evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+			/* Nothing of a request arrived: not worth an answer. */
+			session_destroy(s);
+			return;
+		}
+		exchange_begin(s);
+		session_fail(s, 408, TERM_CLIENT_TIMEOUT);
+		return;
+	case TIMER_CLIENT_IDLE:
+		session_destroy(s);
+		return;
+	case TIMER_CONNECT:
+	case TIMER_RESPONSE_HEADER:
+		forward_timeout(s, s->timer_kind);
+		return;
+	case TIMER_BODY_IDLE:
+		event_base_gettimeofday_cached(s->w->base, &now);
+		idle = util_tv_ms(&s->progress, &now);
+		ms = timer_ms(s, TIMER_BODY_IDLE);
+		if (idle + 1 < (double)ms) {
+			timer_arm_ms(s, ms - (unsigned)idle);
+			return;
+		}
+		if (!s->ex.req_read && !s->ex.resp_head_sent) {
+			/* The client stopped sending its body. */
+			session_fail(s, 408, TERM_CLIENT_TIMEOUT);
+			return;
+		}
+		session_abort(s, TERM_BODY_TIMEOUT);
+		return;
+	case TIMER_NONE:
+		break;
+	}
+}

@@ -1,0 +1,148 @@
+/*
+ * Helpers without state of their own, except the per-thread random
+ * generator used for request ids (xoshiro256**, seeded by getrandom).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "util.h"
+
+static _Thread_local uint64_t rng[4];
+
+char *
+util_addr_format(const struct sockaddr *sa, char *buf, size_t len, int with_port)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		if (with_port)
+			snprintf(buf, len, "%s:%u", ip, ntohs(sin->sin_port));
+		else
+			snprintf(buf, len, "%s", ip);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		if (with_port)
+			snprintf(buf, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+		else
+			snprintf(buf, len, "%s", ip);
+	} else if (sa->sa_family == AF_UNIX) {
+		snprintf(buf, len, "unix");
+	} else {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+int
+util_rand_seed(void)
+{
+	size_t got = 0;
+
+	while (got < sizeof(rng)) {
+		ssize_t n = getrandom((char *)rng + got, sizeof(rng) - got, 0);
+		if (n < 0)
+			return -1;
+		got += (size_t)n;
+	}
+	/* The all-zero state would repeat zero forever. */
+	if ((rng[0] | rng[1] | rng[2] | rng[3]) == 0)
+		rng[0] = 0x9e3779b97f4a7c15ULL;
+	return 0;
+}
+
+static inline uint64_t
+rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t
+util_rand64(void)
+{
+	uint64_t result = rotl(rng[1] * 5, 7) * 9;
+	uint64_t t = rng[1] << 17;
+
+	rng[2] ^= rng[0];
+	rng[3] ^= rng[1];
+	rng[1] ^= rng[2];
+	rng[0] ^= rng[3];
+	rng[2] ^= t;
+	rng[3] = rotl(rng[3], 45);
+	return result;
+}
+
+void
+util_request_id(char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = util_rand64(), b = util_rand64();
+
+	for (int i = 0; i < 16; i++) {
+		out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
+		out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
+	}
+	out[32] = '\0';
+}
+
+size_t
+util_json_escape(char *dst, size_t cap, size_t len, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (cap == 0)
+		return 0;
+	for (size_t i = 0; i < srclen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		char esc[7];
+		size_t n;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c >= 0x7f) {
+			/* Bytes past ASCII are escaped too, so that a line is valid JSON
+			 * whatever a client put in its request line. */
+			esc[0] = '\\';
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		} else {
+			esc[0] = (char)c;
+			n = 1;
+		}
+		if (len + n >= cap)
+			break;
+		memcpy(dst + len, esc, n);
+		len += n;
+	}
+	dst[len] = '\0';
+	return len;
+}
+
+uint64_t
+util_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+double
+util_tv_ms(const struct timeval *from, const struct timeval *to)
+{
+	return (double)(to->tv_sec - from->tv_sec) * 1000.0 +
+		(double)(to->tv_usec - from->tv_usec) / 1000.0;
+}

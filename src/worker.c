@@ -1,0 +1,249 @@
+/*
+ * Worker threads: one event_base each, the listening sockets given by
+ * main.c, the sessions they accept and the worker's idle upstream
+ * connections. Also the deferred freeing of closed sessions, and the
+ * graceful stop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+#include "upstream.h"
+#include "util.h"
+#include "worker.h"
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		void *arg)
+{
+	(void)l;
+	session_accept(arg, fd, sa, (socklen_t)salen);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)l;
+	/* EMFILE and friends: libevent keeps the listener; say so once a burst. */
+	log_error("worker %u: accept() failed: %s", w->id, strerror(errno));
+}
+
+static void
+worker_maybe_exit(struct worker *w)
+{
+	if (w->stopping && w->nsessions == 0) {
+		upstream_close_idle(w);
+		event_base_loopexit(w->base, NULL);
+	}
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct session *s;
+
+	(void)fd;
+	(void)what;
+	while ((s = TAILQ_FIRST(&w->dead)) != NULL) {
+		TAILQ_REMOVE(&w->dead, s, link);
+		session_free(s);
+	}
+	upstream_reap(w);
+	worker_maybe_exit(w);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct session *s, *next;
+
+	(void)fd;
+	(void)what;
+	log_warn("worker %u: shutdown_timeout passed, closing %zu sessions", w->id,
+		w->nsessions);
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, link);
+		session_abort(s, TERM_SHUTDOWN);
+	}
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct session *s, *next;
+	struct timeval tv;
+	char c;
+	unsigned ms = w->cfg->timeouts.shutdown_ms;
+
+	(void)what;
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		evconnlistener_free(w->listeners[i]);
+		w->listeners[i] = NULL;
+	}
+	upstream_close_idle(w);
+	/* session_drain() may close s, which moves it to the dead list. */
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, link);
+		session_drain(s);
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(w->grace_ev, &tv);
+	worker_maybe_exit(w);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i] != NULL)
+			evconnlistener_free(w->listeners[i]);
+	free(w->listeners);
+	if (w->idle != NULL) {
+		upstream_close_idle(w);
+		upstream_reap(w);
+	}
+	free(w->idle);
+	free(w->nidle);
+	free(w->hdrs);
+	if (w->stop_ev != NULL)
+		event_free(w->stop_ev);
+	if (w->grace_ev != NULL)
+		event_free(w->grace_ev);
+	if (w->reap_ev != NULL)
+		event_free(w->reap_ev);
+	if (w->notify[0] >= 0)
+		close(w->notify[0]);
+	if (w->notify[1] >= 0)
+		close(w->notify[1]);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	if (w->cfg != NULL)
+		config_unref(w->cfg);
+	free(w);
+}
+
+struct worker *
+worker_new(unsigned id, struct config *cfg, const int *fds)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	size_t i = 0;
+
+	if (w == NULL)
+		goto fail_fds;
+	w->id = id;
+	w->notify[0] = w->notify[1] = -1;
+	w->cfg = config_ref(cfg);
+	TAILQ_INIT(&w->sessions);
+	TAILQ_INIT(&w->dead);
+	TAILQ_INIT(&w->idle_dead);
+	w->base = event_base_new();
+	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+	w->idle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->idle));
+	w->nidle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->nidle));
+	w->nhdrs = cfg->limits.max_headers < 128 ? 128 : cfg->limits.max_headers;
+	w->hdrs = calloc(w->nhdrs, sizeof(*w->hdrs));
+	if (w->base == NULL || w->listeners == NULL || w->idle == NULL || w->nidle == NULL ||
+	    w->hdrs == NULL || pipe2(w->notify, O_CLOEXEC | O_NONBLOCK) < 0)
+		goto fail;
+	for (size_t k = 0; k < cfg->nservers; k++)
+		TAILQ_INIT(&w->idle[k]);
+	w->stop_ev = event_new(w->base, w->notify[0], EV_READ | EV_PERSIST, stop_cb, w);
+	w->grace_ev = evtimer_new(w->base, grace_cb, w);
+	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
+	if (w->stop_ev == NULL || w->grace_ev == NULL || w->reap_ev == NULL ||
+	    event_add(w->stop_ev, NULL) < 0)
+		goto fail;
+	for (i = 0; i < cfg->nlisteners; i++) {
+		w->listeners[i] = evconnlistener_new(w->base, accept_cb, w,
+			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
+		if (w->listeners[i] == NULL)
+			goto fail;
+		evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+		w->nlisteners = i + 1;
+	}
+	return w;
+fail:
+	/* Sockets already wrapped are closed by worker_free; close the rest. */
+	for (; i < cfg->nlisteners; i++)
+		close(fds[i]);
+	worker_free(w);
+	return NULL;
+fail_fds:
+	for (i = 0; i < cfg->nlisteners; i++)
+		close(fds[i]);
+	return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	if (util_rand_seed() < 0)
+		log_warn("worker %u: getrandom() failed: %s", w->id, strerror(errno));
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->started = true;
+	return 0;
+}
+
+void
+worker_stop(struct worker *w)
+{
+	char c = 's';
+
+	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+void
+worker_join_free(struct worker *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	worker_free(w);
+}
+
+void
+worker_defer_free(struct worker *w, struct session *s)
+{
+	TAILQ_REMOVE(&w->sessions, s, link);
+	TAILQ_INSERT_TAIL(&w->dead, s, link);
+	w->nsessions--;
+	event_active(w->reap_ev, EV_TIMEOUT, 0);
+}
+
+void
+worker_session_gone(struct worker *w)
+{
+	event_active(w->reap_ev, EV_TIMEOUT, 0);
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Benchmark 1: HTTP/1.1 keep-alive, small response. wrk drives 64 keep-alive
+# connections through each target to one nginx origin answering
+# "hello, world\n"; reports req/s, p99 latency and proxy CPU per request.
+# Environment: DURATION ROUNDS CONNS WARMUP TARGETS SLUICE_BIN BENCH_OUT
+# PROXY_HEADERS WRK_THREADS BENCH_KEEP (see docs/performance.md).
+
+set -u
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$BENCH_DIR/lib.sh"
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-64}
+WARMUP=${WARMUP:-2}
+WRK_THREADS=${WRK_THREADS:-1}
+TARGETS=${TARGETS:-backend haproxy nginx sluice}
+BODY='hello, world\n'
+
+for v in DURATION ROUNDS CONNS WARMUP WRK_THREADS; do
+	case ${!v} in
+	'' | *[!0-9]*) bench_die "$v must be a whole number, got '${!v}'" ;;
+	esac
+done
+[ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] || bench_die "DURATION and ROUNDS must be at least 1"
+
+need_cmd wrk curl nginx python3 awk timeout getconf
+bench_init
+
+declare -A SKIPPED=()
+active=()
+for t in $TARGETS; do
+	case $t in
+	backend) need_cmd nginx ;;
+	haproxy) need_cmd haproxy ;;
+	nginx) need_cmd nginx ;;
+	sluice)
+		if ! sluice_bin >/dev/null; then
+			bench_log "sluice binary not found at $(sluice_path): skipping the sluice target (set SLUICE_BIN)"
+			SKIPPED[sluice]="binary not found: $(sluice_path)"
+			continue
+		fi
+		;;
+	*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice)" ;;
+	esac
+	active+=("$t")
+done
+[ "${#active[@]}" -gt 0 ] || bench_die "no target to run"
+
+read -r ORIGIN_PORT HAPROXY_PORT NGINX_PORT SLUICE_PORT <<<"$(free_ports 4)"
+declare -A PORT=([backend]=$ORIGIN_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT)
+declare -A PID=()
+
+# Everything is started once, before the first run, and stays up: each
+# proxy keeps its upstream connections warm across rounds, as in service.
+start_origin "$ORIGIN_PORT" "$BODY"
+PID[backend]=$LAST_PID
+for t in "${active[@]}"; do
+	case $t in
+	haproxy) start_haproxy "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	nginx) start_nginx_proxy "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	sluice) start_sluice "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	*) continue ;;
+	esac
+	PID[$t]=$LAST_PID
+done
+for t in "${active[@]}"; do
+	check_response "http://127.0.0.1:${PORT[$t]}/" "$BODY" || bench_die "$t does not answer correctly"
+	bench_log "$t: pid ${PID[$t]} on 127.0.0.1:${PORT[$t]}"
+done
+
+n=${#active[@]}
+est=$(((WARMUP + DURATION + 1) * n * ROUNDS))
+bench_log "targets: ${active[*]}; $ROUNDS rounds of ${DURATION}s (+${WARMUP}s warm-up), $CONNS connections; about ${est}s"
+
+RUNS="$BENCH_TMP/runs.tsv"
+printf 'target\tround\trps\tp99_ms\trequests\tcpu_us\tbackend_cpu_us\tnon2xx\tsocket_errors\tsteal_pct\tother_pct\n' >"$RUNS"
+
+for ((r = 0; r < ROUNDS; r++)); do
+	# Rotate the order every round so that no target always runs first
+	# (cold caches) or right after the same neighbour.
+	for ((i = 0; i < n; i++)); do
+		t=${active[$(((i + r) % n))]}
+		url="http://127.0.0.1:${PORT[$t]}/"
+		if [ "$WARMUP" -gt 0 ]; then
+			run_wrk "$BENCH_TMP/warmup.out" "$WARMUP" "$url" || bench_die "warm-up of $t failed"
+		fi
+		c0=$(cpu_ticks "${PID[$t]}")
+		b0=$(cpu_ticks "${PID[backend]}")
+		m0=$(machine_ticks)
+		w0=$(self_child_ticks)
+		run_wrk "$BENCH_TMP/wrk-$t-$r.out" "$DURATION" "$url" || bench_die "run of $t failed"
+		c1=$(cpu_ticks "${PID[$t]}")
+		b1=$(cpu_ticks "${PID[backend]}")
+		m1=$(machine_ticks)
+		w1=$(self_child_ticks)
+		steal=$(steal_pct "$m0" "$m1")
+		if [ "$t" = backend ]; then
+			ours=$((c1 - c0 + w1 - w0))
+		else
+			ours=$((c1 - c0 + b1 - b0 + w1 - w0))
+		fi
+		other=$(other_pct "$m0" "$m1" "$ours")
+		for p in "${PID[$t]}" "${PID[backend]}"; do
+			kill -0 "$p" 2>/dev/null || bench_die "$t: process $p died during the run"
+		done
+		read -r rps p99 reqs non2xx serr < <(parse_wrk "$BENCH_TMP/wrk-$t-$r.out") ||
+			bench_die "cannot parse wrk output for $t: $(cat "$BENCH_TMP/wrk-$t-$r.out")"
+		[ "${reqs:-0}" -gt 0 ] || bench_die "$t completed no request"
+		cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
+		if [ "$t" = backend ]; then
+			bcpu=$cpu_us
+		else
+			bcpu=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
+		fi
+		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$rps" "$p99" "$reqs" \
+			"$cpu_us" "$bcpu" "$non2xx" "$serr" "$steal" "$other" >>"$RUNS"
+		warn=
+		[ "$non2xx" -gt 0 ] && warn+=" non-2xx=$non2xx"
+		[ "$serr" -gt 0 ] && warn+=" socket-errors=$serr"
+		bench_log "round $((r + 1))/$ROUNDS $t: $rps req/s, p99 ${p99} ms, ${cpu_us} us CPU/req, steal ${steal}%, other load ${other}%${warn:+ WARNING:$warn}"
+	done
+done
+
+OUT=${BENCH_OUT:-$BENCH_DIR/results/http-$(date +%Y%m%d-%H%M%S).json}
+mkdir -p "$(dirname "$OUT")" || bench_die "cannot create $(dirname "$OUT")"
+
+meta=()
+while IFS= read -r line; do
+	meta+=(--meta "$line")
+done < <(bench_machine_meta)
+if bin=$(sluice_bin); then
+	meta+=(--meta "sluice=$(timeout 5 "$bin" -v 2>&1 | head -n 1)" --meta "sluice_bin=$bin")
+fi
+skipped=()
+for t in "${!SKIPPED[@]}"; do
+	skipped+=(--skipped "$t=${SKIPPED[$t]}")
+done
+
+python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section http \
+	--title "HTTP keep-alive, 13-byte body: wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, warm-up ${WARMUP}s, $ROUNDS rounds, medians" \
+	--targets "$TARGETS" --candidate sluice \
+	--metric 'rps|req/s|%.0f' \
+	--metric 'p99_ms|p99 ms|%.3f' \
+	--metric 'cpu_us|CPU us/req|%.2f' \
+	--metric 'backend_cpu_us|origin CPU us/req|%.2f' \
+	--metric 'non2xx|non-2xx|%.0f|sum' \
+	--metric 'socket_errors|sock errs|%.0f|sum' \
+	--metric 'steal_pct|steal %|%.1f' \
+	--metric 'other_pct|other load %|%.1f' \
+	--check 'cpu_us|le|0.75|haproxy|CPU per request' \
+	--check 'rps|ge|1.1|haproxy|requests/s' \
+	--check 'p99_ms|le|1.0|haproxy|p99 latency' \
+	--compare nginx \
+	--meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+	--meta "duration_s=$DURATION" --meta "rounds=$ROUNDS" --meta "warmup_s=$WARMUP" \
+	--meta "connections=$CONNS" --meta "wrk_threads=$WRK_THREADS" \
+	--meta "wrk_cmd=wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency" \
+	--meta "body=hello, world\\n (13 bytes)" \
+	--meta "proxy_headers=${PROXY_HEADERS:-1}" \
+	"${meta[@]}" "${skipped[@]}" || bench_die "report failed"

@@ -1,0 +1,485 @@
+# Shared helpers for the benchmark sections (http.sh, later ws.sh, tls.sh):
+# temp dir and process bookkeeping, starting the origin and the proxies from
+# generated configs, CPU accounting from /proc, running and parsing wrk.
+# Sourced, not executed. Every wait is bounded; every process started here is
+# stopped by PID from the EXIT trap.
+
+BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+CLK_TCK=$(getconf CLK_TCK)
+
+# "pid:starttime" of everything we started, so cleanup never signals a PID
+# that the kernel has since handed to another process.
+BENCH_TRACKED=()
+BENCH_TMP=
+# Set by start_* functions: PID of the process just started.
+LAST_PID=
+
+bench_log() {
+	printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+bench_die() {
+	bench_log "ERROR: $*"
+	exit 2
+}
+
+# Field 22 of /proc/PID/stat (start time in ticks since boot). The comm field
+# may hold spaces and parentheses, so fields are counted after the last ')'.
+pid_starttime() {
+	awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null
+}
+
+bench_track() {
+	local st
+	st=$(pid_starttime "$1") || return 0
+	[ -n "$st" ] && BENCH_TRACKED+=("$1:$st")
+}
+
+# True when PID still names the process we recorded and it has not exited
+# (a zombie waiting to be reaped counts as gone).
+tracked_alive() {
+	local pid=${1%%:*} st=${1#*:}
+	[ "$(awk '{ sub(/.*\) /, ""); print $1 ":" $20 }' "/proc/$pid/stat" 2>/dev/null)" != "Z:$st" ] &&
+		[ "$(pid_starttime "$pid")" = "$st" ]
+}
+
+# Direct children of PID (nginx master -> workers).
+pid_children() {
+	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+$' || true
+}
+
+# A PID and its children, one level deep: enough for nginx master+workers and
+# for single-process haproxy/sluice (threads are accounted in the process).
+pid_tree() {
+	local p
+	for p in "$@"; do
+		echo "$p"
+		pid_children "$p"
+	done
+}
+
+# Sum of utime+stime (fields 14 and 15, clock ticks) over PIDs and their
+# children. /proc/PID/stat already totals all threads of a process.
+cpu_ticks() {
+	local p sum=0 t
+	for p in $(pid_tree "$@"); do
+		t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
+		[ -n "$t" ] && sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# Machine-wide ticks from /proc/stat as "total steal busy", busy being user,
+# nice and system time of all processes (interrupt and softirq time is left
+# out: the kernel may account it apart from any process). Other people's
+# work on the machine and the hypervisor's steal time are the main sources
+# of noise between runs; each run records both so that a disturbed run can
+# be recognised.
+machine_ticks() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i
+		print t, $9, $2 + $3 + $4; exit }' /proc/stat
+}
+
+# CPU ticks of this script's reaped children (cutime + cstime, fields 16 and
+# 17): wrk, through `timeout`, once it has been waited for.
+self_child_ticks() {
+	awk '{ sub(/.*\) /, ""); print $14 + $15 }' /proc/$$/stat
+}
+
+# steal_pct "T0 S0 B0" "T1 S1 B1": percentage of machine time stolen.
+steal_pct() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x); split(b, y); d = y[1] - x[1]
+		printf "%.1f", (d > 0 ? 100 * (y[2] - x[2]) / d : 0) }'
+}
+
+# other_pct "T0 S0 B0" "T1 S1 B1" OURS: percentage of machine time (all
+# CPUs) spent busy by processes other than OURS ticks of the benchmark.
+other_pct() {
+	awk -v a="$1" -v b="$2" -v ours="$3" 'BEGIN { split(a, x); split(b, y)
+		d = y[1] - x[1]; o = y[3] - x[3] - ours; if (o < 0) o = 0
+		printf "%.1f", (d > 0 ? 100 * o / d : 0) }'
+}
+
+# Median of the numbers on stdin (mean of the two middle ones for an even
+# count); prints nothing for empty input.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+		END { if (NR == 0) exit
+		      if (NR % 2) print v[(NR + 1) / 2]
+		      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Stop everything we started: TERM, wait up to 5s, then KILL. Children are
+# collected first so that nginx workers are not orphaned if the master hangs.
+bench_cleanup() {
+	local rc=$? entry pid i all=()
+	trap - EXIT INT TERM
+	for entry in "${BENCH_TRACKED[@]}"; do
+		tracked_alive "$entry" || continue
+		all+=("$entry")
+		for pid in $(pid_children "${entry%%:*}"); do
+			local st
+			st=$(pid_starttime "$pid")
+			[ -n "$st" ] && all+=("$pid:$st")
+		done
+	done
+	for entry in "${all[@]}"; do
+		tracked_alive "$entry" && kill -TERM "${entry%%:*}" 2>/dev/null
+	done
+	for i in $(seq 50); do
+		local left=0
+		for entry in "${all[@]}"; do
+			tracked_alive "$entry" && left=1
+		done
+		[ "$left" = 0 ] && break
+		sleep 0.1
+	done
+	for entry in "${all[@]}"; do
+		if tracked_alive "$entry"; then
+			bench_log "PID ${entry%%:*} ignored SIGTERM, sending SIGKILL"
+			kill -KILL "${entry%%:*}" 2>/dev/null
+		fi
+	done
+	# Reap our direct children so none lingers as a zombie.
+	wait 2>/dev/null
+	if [ -n "$BENCH_TMP" ] && [ -d "$BENCH_TMP" ]; then
+		if [ "${BENCH_KEEP:-0}" = 1 ]; then
+			bench_log "kept $BENCH_TMP"
+		else
+			rm -rf "$BENCH_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+bench_init() {
+	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX") || bench_die "mktemp failed"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || bench_die "required command not found: $c"
+	done
+}
+
+# Print N distinct free TCP ports on 127.0.0.1. All sockets stay bound until
+# every port is chosen, so the N ports differ.
+free_ports() {
+	python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# wait_listen PORT PID NAME LOG: wait up to 10s for 127.0.0.1:PORT to accept,
+# failing early (with the log tail) if PID exits.
+wait_listen() {
+	local port=$1 pid=$2 name=$3 log=$4 i
+	for i in $(seq 100); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			bench_log "$name exited during start-up; last lines of $log:"
+			tail -n 20 "$log" >&2 2>/dev/null
+			return 1
+		fi
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	bench_log "$name did not listen on 127.0.0.1:$port within 10s; last lines of $log:"
+	tail -n 20 "$log" >&2 2>/dev/null
+	return 1
+}
+
+# check_response URL LITERAL: one request must answer 200 with exactly the
+# body LITERAL (backslash escapes as in printf %b), so that a misconfigured
+# proxy answering fast 502s cannot pass for a fast one.
+check_response() {
+	local url=$1 code
+	printf '%b' "$2" >"$BENCH_TMP/check.want"
+	code=$(curl -sS --max-time 5 -o "$BENCH_TMP/check.body" -w '%{http_code}' "$url" 2>"$BENCH_TMP/check.err") || {
+		bench_log "request to $url failed: $(cat "$BENCH_TMP/check.err")"
+		return 1
+	}
+	if [ "$code" != 200 ] || ! cmp -s "$BENCH_TMP/check.want" "$BENCH_TMP/check.body"; then
+		bench_log "unexpected answer from $url: status $code, body: $(head -c 200 "$BENCH_TMP/check.body")"
+		return 1
+	fi
+}
+
+# nginx needs writable temp paths even when it never buffers to disk; keep
+# them in our directory instead of /var/lib/nginx.
+nginx_common() {
+	local dir=$1
+	cat <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+$( [ "$(id -u)" = 0 ] && echo "user nobody $(id -gn nobody 2>/dev/null || echo nobody);" )
+events {
+	worker_connections 4096;
+}
+EOF
+}
+
+nginx_http_common() {
+	local dir=$1
+	cat <<EOF
+	access_log off;
+	client_body_temp_path $dir/body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fastcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	# Default since 1.19.10 is 1000: the load generator and the proxies
+	# would see connections closed every 1000 requests.
+	keepalive_requests 10000000;
+	keepalive_timeout 75s;
+EOF
+}
+
+# run_nginx NAME DIR PORT: start nginx in the foreground from DIR/nginx.conf.
+run_nginx() {
+	local name=$1 dir=$2 port=$3
+	nginx -t -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/check.log" 2>&1 || {
+		cat "$dir/check.log" >&2
+		bench_die "$name: nginx -t rejected $dir/nginx.conf"
+	}
+	nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
+		</dev/null >"$dir/stdout.log" 2>&1 &
+	LAST_PID=$!
+	bench_track "$LAST_PID"
+	wait_listen "$port" "$LAST_PID" "$name" "$dir/error.log" || bench_die "$name did not start"
+}
+
+# start_origin PORT LITERAL: the backend, an nginx with one worker answering
+# every request over HTTP/1.1 keep-alive with LITERAL, an nginx string
+# literal without the quotes (so "\n" is a newline).
+start_origin() {
+	local port=$1 lit=$2 dir="$BENCH_TMP/origin"
+	mkdir -p "$dir"
+	{
+		nginx_common "$dir"
+		echo "http {"
+		nginx_http_common "$dir"
+		cat <<EOF
+	default_type text/plain;
+	server {
+		listen 127.0.0.1:$port;
+		location / {
+			return 200 "$lit";
+		}
+	}
+}
+EOF
+	} >"$dir/nginx.conf"
+	run_nginx origin "$dir" "$port"
+}
+
+# Header work the proxies do on every request. sluice always appends
+# X-Forwarded-For, sets X-Forwarded-Proto/-Host and generates X-Request-ID;
+# with PROXY_HEADERS=1 (default) HAProxy and nginx are configured to do the
+# same so that CPU per request compares equal work.
+proxy_headers_on() {
+	[ "${PROXY_HEADERS:-1}" = 1 ]
+}
+
+# start_haproxy PORT BACKEND_PORT
+start_haproxy() {
+	local port=$1 bport=$2 dir="$BENCH_TMP/haproxy"
+	mkdir -p "$dir"
+	{
+		cat <<EOF
+global
+	nbthread 1
+	maxconn 4096
+	pidfile $dir/haproxy.pid
+
+defaults
+	mode http
+	option http-keep-alive
+	http-reuse always
+	timeout connect 3s
+	timeout client 60s
+	timeout server 30s
+	timeout http-request 10s
+	timeout http-keep-alive 60s
+
+frontend fe
+	bind 127.0.0.1:$port
+	default_backend be
+EOF
+		if proxy_headers_on; then
+			cat <<'EOF'
+	option forwardfor
+	http-request set-header X-Forwarded-Proto http
+	http-request set-header X-Forwarded-Host %[req.hdr(host)]
+	http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }
+EOF
+		fi
+		cat <<EOF
+
+backend be
+	server origin 127.0.0.1:$bport
+EOF
+	} >"$dir/haproxy.cfg"
+	haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
+		cat "$dir/check.log" >&2
+		bench_die "haproxy -c rejected $dir/haproxy.cfg"
+	}
+	haproxy -db -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.log" 2>&1 &
+	LAST_PID=$!
+	bench_track "$LAST_PID"
+	wait_listen "$port" "$LAST_PID" haproxy "$dir/haproxy.log" || bench_die "haproxy did not start"
+}
+
+# start_nginx_proxy PORT BACKEND_PORT
+start_nginx_proxy() {
+	local port=$1 bport=$2 dir="$BENCH_TMP/nginx"
+	mkdir -p "$dir"
+	{
+		nginx_common "$dir"
+		echo "http {"
+		nginx_http_common "$dir"
+		cat <<EOF
+	upstream origin {
+		server 127.0.0.1:$bport;
+		keepalive 64;
+		keepalive_requests 10000000;
+	}
+	map \$http_x_request_id \$bench_request_id {
+		"" \$request_id;
+		default \$http_x_request_id;
+	}
+	server {
+		listen 127.0.0.1:$port;
+		location / {
+			proxy_pass http://origin;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+EOF
+		if proxy_headers_on; then
+			cat <<'EOF'
+			proxy_set_header Host $http_host;
+			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Proto $scheme;
+			proxy_set_header X-Forwarded-Host $http_host;
+			proxy_set_header X-Request-ID $bench_request_id;
+EOF
+		fi
+		cat <<'EOF'
+		}
+	}
+}
+EOF
+	} >"$dir/nginx.conf"
+	run_nginx nginx "$dir" "$port"
+}
+
+# sluice_path: where the sluice binary is expected (SLUICE_BIN, default the
+# top of the source tree, where an in-tree build puts it).
+sluice_path() {
+	realpath -m "${SLUICE_BIN:-$BENCH_DIR/../../sluice}"
+}
+
+# sluice_bin: absolute path of the binary, or failure when it is missing.
+sluice_bin() {
+	local bin
+	bin=$(sluice_path)
+	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
+}
+
+# start_sluice PORT BACKEND_PORT
+start_sluice() {
+	local port=$1 bport=$2 dir="$BENCH_TMP/sluice" bin
+	bin=$(sluice_bin) || bench_die "sluice binary not found: $(sluice_path)"
+	mkdir -p "$dir"
+	cat >"$dir/sluice.conf" <<EOF
+workers = 1
+log_level = warn
+access_log = "off"
+listener "bench" {
+	address = "127.0.0.1:$port"
+}
+pool "origin" {
+	keepalive = 64
+	server "origin" { address = "127.0.0.1:$bport" }
+}
+route "all" {
+	pool = "origin"
+}
+EOF
+	timeout 10 "$bin" -t -c "$dir/sluice.conf" >"$dir/check.log" 2>&1 || {
+		cat "$dir/check.log" >&2
+		bench_die "sluice -t rejected $dir/sluice.conf"
+	}
+	"$bin" -c "$dir/sluice.conf" </dev/null >"$dir/sluice.log" 2>&1 &
+	LAST_PID=$!
+	bench_track "$LAST_PID"
+	wait_listen "$port" "$LAST_PID" sluice "$dir/sluice.log" || bench_die "sluice did not start"
+}
+
+# run_wrk OUTFILE DURATION_S URL: wrk with keep-alive connections. wrk runs in
+# the background so that a signal to this script interrupts the wait at
+# once; `timeout` bounds it if wrk hangs.
+run_wrk() {
+	local out=$1 dur=$2 url=$3 pid rc
+	timeout -k 5 $((dur + 30)) wrk -t"${WRK_THREADS:-1}" -c"${CONNS:-64}" -d"${dur}s" \
+		--timeout 5s --latency "$url" </dev/null >"$out" 2>&1 &
+	pid=$!
+	bench_track "$pid"
+	wait "$pid"
+	rc=$?
+	if [ "$rc" != 0 ]; then
+		bench_log "wrk failed (exit $rc):"
+		cat "$out" >&2
+		return 1
+	fi
+}
+
+# parse_wrk FILE: prints "rps p99_ms requests non2xx socket_errors", with
+# latencies converted to milliseconds.
+parse_wrk() {
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+		if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+		if (v ~ /m$/) return substr(v, 1, length(v) - 1) * 60000
+		if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+		return v + 0
+	}
+	/^ +99%/ { p99 = ms($2) }
+	/ requests in / { reqs = $1 }
+	/^Requests\/sec:/ { rps = $2 }
+	/Non-2xx or 3xx responses:/ { bad = $NF }
+	/Socket errors:/ {
+		gsub(/,/, "")
+		errs = $4 + $6 + $8 + $10
+	}
+	END {
+		if (rps == "" || reqs == "" || p99 == "") exit 1
+		printf "%s %.4f %s %d %d\n", rps, p99, reqs, bad, errs
+	}' "$1"
+}
+
+# Describe the machine and tool versions once per run, as key=value lines
+# for the report (the same keys appear in the JSON "meta" object).
+bench_machine_meta() {
+	echo "host=$(uname -n)"
+	echo "kernel=$(uname -sr)"
+	echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	echo "cpus=$(nproc)"
+	echo "clk_tck=$CLK_TCK"
+	echo "haproxy=$(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
+	echo "nginx=$(nginx -v 2>&1 | sed 's|.*nginx/||')"
+	echo "wrk=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+}

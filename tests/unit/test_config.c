@@ -1,0 +1,878 @@
+/*
+ * Config tests: files written to a temporary directory and loaded (every
+ * field, defaults, each validation error with its exact FILE:LINE text), the
+ * duration, size and address parsers, route matching, reference counting,
+ * and that conf/sluice.conf and docs/configuration.md agree with the tables.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dir[64];
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/sluice-test-config-XXXXXX");
+	return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	return rmdir(dir);
+}
+
+/* Writes dir/t.conf; returns its path (static storage). */
+static const char *
+write_conf(const char *text)
+{
+	static char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/t.conf", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+	return path;
+}
+
+static struct config *
+load_text(const char *text, char *err, size_t errlen)
+{
+	const char *path = write_conf(text);
+	struct config *cfg = config_load(path, err, errlen);
+
+	unlink(path);
+	return cfg;
+}
+
+static struct config *
+load_ok(const char *text)
+{
+	char err[512] = "";
+	struct config *cfg = load_text(text, err, sizeof(err));
+
+	if (cfg == NULL)
+		fail_msg("unexpected error: %s", err);
+	return cfg;
+}
+
+/* want is what follows the file name: ":LINE: message" or ": message". */
+static void
+expect_error(const char *text, const char *want)
+{
+	char err[512] = "", full[700];
+	struct config *cfg = load_text(text, err, sizeof(err));
+
+	snprintf(full, sizeof(full), "%s/t.conf%s", dir, want);
+	if (cfg != NULL) {
+		config_unref(cfg);
+		fail_msg("loaded, but expected: %s", full);
+	}
+	assert_string_equal(err, full);
+}
+
+static unsigned
+port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void
+assert_ipv4(const struct sockaddr_storage *ss, socklen_t len, const char *ip, unsigned port)
+{
+	char buf[INET_ADDRSTRLEN];
+
+	assert_int_equal(ss->ss_family, AF_INET);
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	assert_non_null(inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, ip);
+	assert_int_equal(port_of(ss), port);
+}
+
+static void
+assert_ipv6(const struct sockaddr_storage *ss, socklen_t len, const char *ip, unsigned port)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_int_equal(ss->ss_family, AF_INET6);
+	assert_int_equal(len, sizeof(struct sockaddr_in6));
+	assert_non_null(inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, ip);
+	assert_int_equal(port_of(ss), port);
+}
+
+/* ------------------------------------------------------------------ load */
+
+static const char full_conf[] =
+	"# every directive set to something other than its default\n"
+	"workers = 3\n"
+	"log_level = debug\n"
+	"access_log = \"/var/log/sluice/access.log\"\n"
+	"shutdown_timeout = 2m\n"
+	"listener \"web\" { address = \"0.0.0.0:8080\" backlog = 128 }\n"
+	"listener \"v6\" {\n"
+	"  address = \"[::1]:8443\"\n"
+	"}\n"
+	"// routes may name pools defined further down\n"
+	"route \"api\" { host = \"API.Example.com\" path = /api pool = chat }\n"
+	"route \"all\" { pool = \"static\" }\n"
+	"route \"sub\" { host = \"*.example.com\" path = \"/\" pool = \"chat\" }\n"
+	"pool \"chat\" {\n"
+	"  retries = 5\n"
+	"  keepalive = 0\n"
+	"  server \"a\" { address = \"127.0.0.1:3001\" weight = 2 }\n"
+	"  server \"b\" { address = \"127.0.0.2:3002\" weight = 1000 }\n"
+	"}\n"
+	"pool \"static\" {\n"
+	"  /* a server may share a name with one of another pool */\n"
+	"  server \"a\" { address = \"[::1]:4000\" }\n"
+	"}\n"
+	"timeouts {\n"
+	"  client_header = 1s\n"
+	"  client_idle = 2s\n"
+	"  connect = 250ms\n"
+	"  response_header = 4\n"
+	"  body_idle = 1h\n"
+	"  upstream_idle = 90s\n"
+	"}\n"
+	"limits {\n"
+	"  max_header_size = 32k\n"
+	"  max_headers = 50\n"
+	"  max_uri = 2K\n"
+	"}\n";
+
+static void
+test_load_full(void **state)
+{
+	struct config *cfg;
+	const struct config_pool *chat, *stat;
+
+	(void)state;
+	cfg = load_ok(full_conf);
+	assert_int_equal(atomic_load(&cfg->refcnt), 1);
+	assert_null(cfg->on_free);
+	assert_non_null(strstr(cfg->file, "/t.conf"));
+	assert_int_equal(cfg->workers, 3);
+	assert_int_equal(cfg->log_level, CONFIG_LOG_DEBUG);
+	assert_string_equal(cfg->access_log, "/var/log/sluice/access.log");
+
+	assert_int_equal(cfg->timeouts.client_header_ms, 1000);
+	assert_int_equal(cfg->timeouts.client_idle_ms, 2000);
+	assert_int_equal(cfg->timeouts.connect_ms, 250);
+	assert_int_equal(cfg->timeouts.response_header_ms, 4000);
+	assert_int_equal(cfg->timeouts.body_idle_ms, 3600 * 1000);
+	assert_int_equal(cfg->timeouts.upstream_idle_ms, 90 * 1000);
+	assert_int_equal(cfg->timeouts.shutdown_ms, 120 * 1000);
+	assert_int_equal(cfg->limits.max_header_size, 32 * 1024);
+	assert_int_equal(cfg->limits.max_headers, 50);
+	assert_int_equal(cfg->limits.max_uri, 2048);
+
+	assert_int_equal(cfg->nlisteners, 2);
+	assert_string_equal(cfg->listeners[0].name, "web");
+	assert_string_equal(cfg->listeners[0].address, "0.0.0.0:8080");
+	assert_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "0.0.0.0", 8080);
+	assert_int_equal(cfg->listeners[0].backlog, 128);
+	assert_string_equal(cfg->listeners[1].name, "v6");
+	assert_string_equal(cfg->listeners[1].address, "[::1]:8443");
+	assert_ipv6(&cfg->listeners[1].addr, cfg->listeners[1].addrlen, "::1", 8443);
+	assert_int_equal(cfg->listeners[1].backlog, 511);
+
+	assert_int_equal(cfg->npools, 2);
+	assert_int_equal(cfg->nservers, 3);
+	chat = &cfg->pools[0];
+	stat = &cfg->pools[1];
+	assert_string_equal(chat->name, "chat");
+	assert_int_equal(chat->index, 0);
+	assert_int_equal(chat->retries, 5);
+	assert_int_equal(chat->keepalive_max, 0);
+	assert_null(chat->rt);
+	assert_int_equal(chat->nservers, 2);
+	assert_string_equal(chat->servers[0].name, "a");
+	assert_string_equal(chat->servers[0].address, "127.0.0.1:3001");
+	assert_ipv4(&chat->servers[0].addr, chat->servers[0].addrlen, "127.0.0.1", 3001);
+	assert_int_equal(chat->servers[0].weight, 2);
+	assert_int_equal(chat->servers[0].index, 0);
+	assert_int_equal(chat->servers[0].gindex, 0);
+	assert_ptr_equal(chat->servers[0].pool, chat);
+	assert_string_equal(chat->servers[1].name, "b");
+	assert_ipv4(&chat->servers[1].addr, chat->servers[1].addrlen, "127.0.0.2", 3002);
+	assert_int_equal(chat->servers[1].weight, 1000);
+	assert_int_equal(chat->servers[1].index, 1);
+	assert_int_equal(chat->servers[1].gindex, 1);
+	assert_ptr_equal(chat->servers[1].pool, chat);
+
+	assert_string_equal(stat->name, "static");
+	assert_int_equal(stat->index, 1);
+	assert_int_equal(stat->retries, 2);
+	assert_int_equal(stat->keepalive_max, 32);
+	assert_int_equal(stat->nservers, 1);
+	assert_string_equal(stat->servers[0].name, "a");
+	assert_ipv6(&stat->servers[0].addr, stat->servers[0].addrlen, "::1", 4000);
+	assert_int_equal(stat->servers[0].weight, 1);
+	assert_int_equal(stat->servers[0].index, 0);
+	assert_int_equal(stat->servers[0].gindex, 2);
+	assert_ptr_equal(stat->servers[0].pool, stat);
+
+	/* Routes come in match order: exact, suffix, any. */
+	assert_int_equal(cfg->nroutes, 3);
+	assert_string_equal(cfg->routes[0].name, "api");
+	assert_int_equal(cfg->routes[0].host_kind, CONFIG_HOST_EXACT);
+	assert_string_equal(cfg->routes[0].host, "api.example.com");
+	assert_int_equal(cfg->routes[0].host_len, strlen("api.example.com"));
+	assert_string_equal(cfg->routes[0].path, "/api");
+	assert_int_equal(cfg->routes[0].path_len, 4);
+	assert_ptr_equal(cfg->routes[0].pool, chat);
+	assert_string_equal(cfg->routes[0].pool_name, "chat");
+	assert_int_equal(cfg->routes[0].index, 0);
+	assert_string_equal(cfg->routes[1].name, "sub");
+	assert_int_equal(cfg->routes[1].host_kind, CONFIG_HOST_SUFFIX);
+	assert_string_equal(cfg->routes[1].host, ".example.com");
+	assert_int_equal(cfg->routes[1].host_len, strlen(".example.com"));
+	assert_string_equal(cfg->routes[1].path, "/");
+	assert_ptr_equal(cfg->routes[1].pool, chat);
+	assert_int_equal(cfg->routes[1].index, 2);
+	assert_string_equal(cfg->routes[2].name, "all");
+	assert_int_equal(cfg->routes[2].host_kind, CONFIG_HOST_ANY);
+	assert_string_equal(cfg->routes[2].host, "*");
+	assert_string_equal(cfg->routes[2].path, "/");
+	assert_int_equal(cfg->routes[2].path_len, 1);
+	assert_ptr_equal(cfg->routes[2].pool, stat);
+	assert_string_equal(cfg->routes[2].pool_name, "static");
+	assert_int_equal(cfg->routes[2].index, 1);
+	config_unref(cfg);
+}
+
+static void
+test_load_defaults(void **state)
+{
+	struct config *cfg;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	cfg = load_ok("listener \"l\" { address = \"*:80\" }\n"
+		"pool \"p\" { server \"s\" { address = \"10.0.0.1:80\" } }\n"
+		"route \"r\" { pool = \"p\" }\n");
+	assert_int_equal(cfg->workers, ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu);
+	assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
+	assert_string_equal(cfg->access_log, "-");
+	assert_int_equal(cfg->timeouts.client_header_ms, 10000);
+	assert_int_equal(cfg->timeouts.client_idle_ms, 60000);
+	assert_int_equal(cfg->timeouts.connect_ms, 3000);
+	assert_int_equal(cfg->timeouts.response_header_ms, 30000);
+	assert_int_equal(cfg->timeouts.body_idle_ms, 60000);
+	assert_int_equal(cfg->timeouts.upstream_idle_ms, 60000);
+	assert_int_equal(cfg->timeouts.shutdown_ms, 30000);
+	assert_int_equal(cfg->limits.max_header_size, 16 * 1024);
+	assert_int_equal(cfg->limits.max_headers, 100);
+	assert_int_equal(cfg->limits.max_uri, 8 * 1024);
+	assert_int_equal(cfg->listeners[0].backlog, 511);
+	assert_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "0.0.0.0", 80);
+	assert_int_equal(cfg->pools[0].retries, 2);
+	assert_int_equal(cfg->pools[0].keepalive_max, 32);
+	assert_int_equal(cfg->pools[0].servers[0].weight, 1);
+	assert_int_equal(cfg->routes[0].host_kind, CONFIG_HOST_ANY);
+	assert_string_equal(cfg->routes[0].path, "/");
+	assert_ptr_equal(cfg->routes[0].pool, &cfg->pools[0]);
+	config_unref(cfg);
+
+	/* Routes are optional; access_log "off" is NULL. */
+	cfg = load_ok("access_log = off\n"
+		"listener \"l\" { address = \"127.0.0.1:80\" }\n"
+		"pool \"p\" { server \"s\" { address = \"10.0.0.1:80\" } }\n");
+	assert_null(cfg->access_log);
+	assert_int_equal(cfg->nroutes, 0);
+	assert_null(config_route_match(cfg, "x", 1, "/", 1));
+	config_unref(cfg);
+
+	/* A default max_uri follows a max_header_size below it. */
+	cfg = load_ok("limits { max_header_size = 1k }\n"
+		"listener \"l\" { address = \"127.0.0.1:80\" }\n"
+		"pool \"p\" { server \"s\" { address = \"10.0.0.1:80\" } }\n");
+	assert_int_equal(cfg->limits.max_header_size, 1024);
+	assert_int_equal(cfg->limits.max_uri, 1023);
+	config_unref(cfg);
+}
+
+/* Four lines that make a valid file; errors appended start on line 5. */
+#define BASE \
+	"listener \"web\" { address = \"0.0.0.0:8080\" }\n" \
+	"pool \"p\" {\n" \
+	"  server \"a\" { address = \"127.0.0.1:3001\" }\n" \
+	"}\n"
+
+struct error_case {
+	const char *text;
+	const char *want;
+};
+
+static const struct error_case syntax_errors[] = {
+	/* Line numbers stay right after every kind of comment. */
+	{ "# a\n# b\nwrokers = 3\n", ":3: no such option \"wrokers\"" },
+	{ "# c\n// c\n/* a\n b */ # c\n\nwrokers = 3\n", ":6: no such option \"wrokers\"" },
+	{ "workers = 2 # c\nlog_level = info // c\naccess_log = \"a#b\" /* c */\nbogus = 1\n",
+	  ":4: no such option \"bogus\"" },
+	{ "access_log = \"x\ny\"\nbogus = 1\n", ":3: no such option \"bogus\"" },
+	{ BASE "pool \"q\" {\n  # c\n  retires = 1\n}\n", ":7: pool \"q\": no such option \"retires\"" },
+	{ BASE "upstream \"u\" {\n}\n", ":5: no such option \"upstream\"" },
+	{ "workers 2\n", ":1: missing equal sign after option \"workers\"" },
+	{ "workers = 2\n}\n", ":2: unexpected closing brace" },
+	{ BASE "route \"r\" {\n  pool = p\n", ":5: route \"r\" is not closed (missing \"}\")" },
+	{ BASE "# c\naccess_log = \"/tmp/x\n", ":6: unterminated string" },
+	{ BASE "/* never\nclosed\n", ":5: unterminated comment" },
+	{ "workers = 1\n# x\nworkers = 2\n", ":3: duplicate option \"workers\" (first set at line 1)" },
+	{ "timeouts {\n}\ntimeouts {\n}\n", ":3: duplicate timeouts section (first at line 1)" },
+};
+
+static const struct error_case value_errors[] = {
+	{ "listener \"web\" { address = \"0.0.0.0:8080\" }\n"
+	  "# comment\n"
+	  "/* multi\n   line */\n"
+	  "pool \"chat\" {\n"
+	  "  server \"ok\" { address = \"127.0.0.1:1\" }\n"
+	  "  server \"a\" { address = \"127.0.0.1\" }\n"
+	  "}\n",
+	  ":7: pool \"chat\": server \"a\": invalid address \"127.0.0.1\" (expected IP:PORT)" },
+	{ BASE "pool \"q\" { server \"s\" { address = \"localhost:3001\" } }\n",
+	  ":5: pool \"q\": server \"s\": invalid address \"localhost:3001\" (address must be a numeric IP:port)" },
+	{ BASE "listener \"x\" {\n  address = \"1.2.3.4:0\"\n}\n",
+	  ":6: listener \"x\": invalid address \"1.2.3.4:0\" (port must be 1..65535)" },
+	{ BASE "listener \"x\" { address = \"::1:80\" }\n",
+	  ":5: listener \"x\": invalid address \"::1:80\" (IPv6 addresses go in brackets, as in [::1]:8080)" },
+	{ "workers = 0\n", ":1: invalid workers \"0\" (must be in 1..64)" },
+	{ "\nworkers = 65\n", ":2: invalid workers \"65\" (must be in 1..64)" },
+	{ "workers = two\n", ":1: invalid workers \"two\" (expected an integer)" },
+	{ "workers = -1\n", ":1: invalid workers \"-1\" (expected an integer)" },
+	{ "log_level = verbose\n", ":1: invalid log_level \"verbose\" (expected error, warn, info or debug)" },
+	{ "access_log = \"\"\n", ":1: invalid access_log \"\" (expected \"-\", \"off\" or a file path)" },
+	{ "shutdown_timeout = 0\n", ":1: invalid shutdown_timeout \"0\" (must be in 1ms..24h)" },
+	{ BASE "pool \"q\" {\n  server \"s\" {\n    address = \"1.1.1.1:1\"\n    weight = 0\n  }\n}\n",
+	  ":8: pool \"q\": server \"s\": invalid weight \"0\" (must be in 1..1000)" },
+	{ BASE "pool \"q\" { server \"s\" { weight = 1001 } }\n",
+	  ":5: pool \"q\": server \"s\": invalid weight \"1001\" (must be in 1..1000)" },
+	{ BASE "pool \"q\" {\n  retries = 101\n}\n", ":6: pool \"q\": invalid retries \"101\" (must be in 0..100)" },
+	{ BASE "pool \"q\" {\n  keepalive = 10001\n}\n",
+	  ":6: pool \"q\": invalid keepalive \"10001\" (must be in 0..10000)" },
+	{ BASE "listener \"x\" { backlog = 0 }\n", ":5: listener \"x\": invalid backlog \"0\" (must be in 1..65535)" },
+	{ "timeouts {\n  connect = 0s\n}\n", ":2: timeouts: invalid connect \"0s\" (must be in 1ms..24h)" },
+	{ "timeouts {\n\n  client_idle = \"3 s\"\n}\n",
+	  ":3: timeouts: invalid client_idle \"3 s\" (expected a duration such as 500ms, 10s, 2m or 1h)" },
+	{ "timeouts {\n  body_idle = 25h\n}\n", ":2: timeouts: invalid body_idle \"25h\" (must be in 1ms..24h)" },
+	{ "limits {\n  max_header_size = 512\n}\n",
+	  ":2: limits: invalid max_header_size \"512\" (must be in 1k..1m)" },
+	{ "limits {\n  max_header_size = 2m\n}\n",
+	  ":2: limits: invalid max_header_size \"2m\" (must be in 1k..1m)" },
+	{ "limits {\n  max_headers = 0\n}\n", ":2: limits: invalid max_headers \"0\" (must be in 1..10000)" },
+	{ "limits {\n  max_headers = 10001\n}\n", ":2: limits: invalid max_headers \"10001\" (must be in 1..10000)" },
+	{ "limits {\n  max_uri = 32\n}\n", ":2: limits: invalid max_uri \"32\" (must be in 64..1m)" },
+	{ "limits {\n  max_uri = 16x\n}\n",
+	  ":2: limits: invalid max_uri \"16x\" (expected a size such as 512, 16k or 1m)" },
+	{ "limits {\n  max_header_size = 4k\n  max_uri = 4k\n}\n",
+	  ":3: limits: max_uri (4k) must be smaller than max_header_size (4k)" },
+	{ BASE "route \"r\" {\n  path = \"api\"\n  pool = p\n}\n",
+	  ":6: route \"r\": invalid path \"api\" (expected a path starting with \"/\")" },
+	{ BASE "route \"r\" { path = \"/a b\" pool = p }\n",
+	  ":5: route \"r\": invalid path \"/a b\" (a path prefix has no spaces, \"?\" or \"#\")" },
+	{ BASE "route \"r\" { host = \"example.com:80\" pool = p }\n",
+	  ":5: route \"r\": invalid host \"example.com:80\" (a route host has no port)" },
+	{ BASE "route \"r\" { host = \"*example.com\" pool = p }\n",
+	  ":5: route \"r\": invalid host \"*example.com\" (expected a host name, \"*.\" and a domain, or \"*\")" },
+	{ BASE "route \"r\" { host = \"a..b\" pool = p }\n",
+	  ":5: route \"r\": invalid host \"a..b\" (expected a host name, \"*.\" and a domain, or \"*\")" },
+	{ BASE "route \"r\" { pool = \"a b\" }\n",
+	  ":5: route \"r\": invalid pool \"a b\" (expected a name of 1 to 64 letters, digits, \"_\", \"-\" or \".\")" },
+};
+
+static const struct error_case structure_errors[] = {
+	{ "", ": no listener defined (at least 1 required)" },
+	{ "# only a comment\n", ": no listener defined (at least 1 required)" },
+	{ "pool \"p\" { server \"a\" { address = \"1.1.1.1:1\" } }\n",
+	  ": no listener defined (at least 1 required)" },
+	{ "listener \"l\" { address = \"1.1.1.1:1\" }\n", ": no pool defined (at least 1 required)" },
+	{ BASE "\npool \"q\" {\n  retries = 1\n}\n", ":6: pool \"q\": no server defined (at least 1 required)" },
+	{ BASE "listener \"x\" {\n}\n", ":5: listener \"x\": address is required" },
+	{ BASE "pool \"q\" {\n  server \"s\" {\n    weight = 2\n  }\n}\n", ":6: pool \"q\": server \"s\": address is required" },
+	{ BASE "route \"r\" {\n  path = \"/\"\n}\n", ":5: route \"r\": pool is required" },
+	{ BASE "\n\nroute \"all\" {\n  path = \"/\"\n  pool = \"nope\"\n}\n",
+	  ":9: route \"all\": unknown pool \"nope\"" },
+	{ BASE "route \"r\" { pool = p }\nroute \"r\" { path = \"/x\" pool = p }\n",
+	  ":6: duplicate route \"r\" (first defined at line 5)" },
+	{ BASE "# c\nlistener \"web\" { address = \"0.0.0.0:8081\" }\n",
+	  ":6: duplicate listener \"web\" (first defined at line 1)" },
+	{ BASE "pool \"p\" {\n  server \"b\" { address = \"1.1.1.1:1\" }\n}\n",
+	  ":5: duplicate pool \"p\" (first defined at line 2)" },
+	{ "listener \"l\" { address = \"1.1.1.1:1\" }\n"
+	  "pool \"p\" {\n"
+	  "  server \"a\" { address = \"127.0.0.1:1\" }\n"
+	  "  server \"a\" { address = \"127.0.0.1:2\" }\n"
+	  "}\n",
+	  ":4: pool \"p\": duplicate server \"a\" (first defined at line 3)" },
+	{ BASE "listener \"w2\" {\n  address = \"*:8080\"\n}\n",
+	  ":6: listener \"w2\": address \"*:8080\" is already used by listener \"web\"" },
+	{ BASE "route \"r1\" { pool = p }\nroute \"r2\" { host = \"*\" path = \"/\" pool = p }\n",
+	  ":6: route \"r2\": same host and path as route \"r1\"" },
+	{ BASE "pool \"a/b\" {\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n",
+	  ":5: invalid pool name \"a/b\" (expected 1 to 64 letters, digits, \"_\", \"-\" or \".\")" },
+	{ BASE "listener \"\" { address = \"1.1.1.1:1\" }\n",
+	  ":5: invalid listener name \"\" (expected 1 to 64 letters, digits, \"_\", \"-\" or \".\")" },
+};
+
+static void
+run_cases(const struct error_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		expect_error(cases[i].text, cases[i].want);
+}
+
+static void
+test_syntax_errors(void **state)
+{
+	(void)state;
+	run_cases(syntax_errors, sizeof(syntax_errors) / sizeof(syntax_errors[0]));
+}
+
+static void
+test_value_errors(void **state)
+{
+	(void)state;
+	run_cases(value_errors, sizeof(value_errors) / sizeof(value_errors[0]));
+}
+
+static void
+test_structure_errors(void **state)
+{
+	(void)state;
+	run_cases(structure_errors, sizeof(structure_errors) / sizeof(structure_errors[0]));
+}
+
+static void
+test_file_errors(void **state)
+{
+	char err[512], want[256];
+
+	(void)state;
+	snprintf(want, sizeof(want), "%s/missing.conf", dir);
+	assert_null(config_load(want, err, sizeof(err)));
+	strcat(want, ": cannot open: No such file or directory");
+	assert_string_equal(err, want);
+
+	assert_null(config_load(dir, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", dir);
+	assert_string_equal(err, want);
+
+	/* A short err buffer is truncated, not overrun. */
+	snprintf(want, sizeof(want), "%s/missing.conf", dir);
+	assert_null(config_load(want, err, 8));
+	assert_int_equal(strlen(err), 7);
+}
+
+/* --------------------------------------------------------------- parsers */
+
+static void
+test_parse_duration(void **state)
+{
+	static const struct {
+		const char *s;
+		unsigned ms;
+	} good[] = {
+		{ "500ms", 500 }, { "10s", 10000 }, { "2m", 120000 }, { "1h", 3600000 },
+		{ "30", 30000 }, { "0", 0 }, { "0ms", 0 }, { "007s", 7000 },
+		{ "4294967295ms", 4294967295u }, { "4294967s", 4294967000u },
+	};
+	static const char *const bad[] = {
+		"", "s", "ms", "-1", "+1", "1.5s", " 10s", "10s ", "10 s", "10S", "10x",
+		"10sec", "1d", "4294967296ms", "4294968s", "1194h", "99999999999999999999999",
+	};
+	unsigned ms;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ms = 12345;
+		assert_int_equal(config_parse_duration(good[i].s, &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms = 12345;
+		if (config_parse_duration(bad[i], &ms) != -1)
+			fail_msg("duration \"%s\" accepted", bad[i]);
+		assert_int_equal(ms, 12345);
+	}
+	assert_int_equal(config_parse_duration(NULL, &ms), -1);
+}
+
+static void
+test_parse_size(void **state)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+	} good[] = {
+		{ "512", 512 }, { "0", 0 }, { "16k", 16384 }, { "16K", 16384 },
+		{ "1m", 1048576 }, { "1M", 1048576 }, { "2g", 2147483648u },
+	};
+	static const char *const bad[] = {
+		"", "k", "16kb", "-1", "1.5k", " 1k", "1k ", "1 k", "1t", "0x10",
+		"99999999999999999999999", "17179869184g",
+	};
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		n = 12345;
+		assert_int_equal(config_parse_size(good[i].s, &n), 0);
+		assert_int_equal(n, good[i].n);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = 12345;
+		if (config_parse_size(bad[i], &n) != -1)
+			fail_msg("size \"%s\" accepted", bad[i]);
+		assert_int_equal(n, 12345);
+	}
+	assert_int_equal(config_parse_size(NULL, &n), -1);
+}
+
+static void
+test_parse_address(void **state)
+{
+	static const char *const bad[] = {
+		"", "1.2.3.4", "1.2.3.4:", ":80", "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:8a",
+		"1.2.3.4:-1", "1.2.3.4: 80", "localhost:80", "example.com:443", "::1:80", "::1",
+		"[::1]", "[::1]80", "[::1]:", "[1.2.3.4]:80", "1.2.3:80", "1.2.3.256:80",
+		"*:0", "*", "[*]:80", "[::1%lo]:80", " 1.2.3.4:80", "1.2.3.4:80 ",
+	};
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	(void)state;
+	assert_int_equal(config_parse_address("1.2.3.4:80", &ss, &len), 0);
+	assert_ipv4(&ss, len, "1.2.3.4", 80);
+	assert_int_equal(config_parse_address("127.0.0.1:65535", &ss, &len), 0);
+	assert_ipv4(&ss, len, "127.0.0.1", 65535);
+	assert_int_equal(config_parse_address("*:8080", &ss, &len), 0);
+	assert_ipv4(&ss, len, "0.0.0.0", 8080);
+	assert_int_equal(config_parse_address("[::1]:80", &ss, &len), 0);
+	assert_ipv6(&ss, len, "::1", 80);
+	assert_int_equal(config_parse_address("[::]:8080", &ss, &len), 0);
+	assert_ipv6(&ss, len, "::", 8080);
+	assert_int_equal(config_parse_address("[2001:db8::a:1]:1", &ss, &len), 0);
+	assert_ipv6(&ss, len, "2001:db8::a:1", 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (config_parse_address(bad[i], &ss, &len) != -1)
+			fail_msg("address \"%s\" accepted", bad[i]);
+	assert_int_equal(config_parse_address(NULL, &ss, &len), -1);
+}
+
+/* --------------------------------------------------------------- routing */
+
+static const char routes_conf[] =
+	BASE
+	"route \"any\" { pool = p }\n"
+	"route \"any_api\" { path = \"/api\" pool = p }\n"
+	"route \"ex\" { host = \"example.com\" pool = p }\n"
+	"route \"ex_api\" { host = \"example.com\" path = \"/api\" pool = p }\n"
+	"route \"ex_v2\" { host = \"example.com\" path = \"/api/v2\" pool = p }\n"
+	"route \"sfx\" { host = \"*.example.com\" pool = p }\n"
+	"route \"sfx_eu\" { host = \"*.eu.example.com\" path = \"/x\" pool = p }\n"
+	"route \"static\" { host = \"Static.Example.COM\" path = \"/static/\" pool = p }\n"
+	"route \"v1\" { host = \"v1.test\" path = \"/v1\" pool = p }\n";
+
+static const char *
+match(const struct config *cfg, const char *host, const char *path)
+{
+	const struct config_route *r = config_route_match(cfg, host, host ? strlen(host) : 0,
+		path, path ? strlen(path) : 0);
+
+	return r != NULL ? r->name : "(none)";
+}
+
+static void
+test_route_match(void **state)
+{
+	static const struct {
+		const char *host, *path, *want;
+	} cases[] = {
+		/* exact beats suffix beats any */
+		{ "example.com", "/", "ex" },
+		{ "a.example.com", "/", "sfx" },
+		{ "other.org", "/", "any" },
+		/* longest path within the class */
+		{ "example.com", "/api", "ex_api" },
+		{ "example.com", "/api/x", "ex_api" },
+		{ "example.com", "/api/v2", "ex_v2" },
+		{ "example.com", "/api/v2/z", "ex_v2" },
+		{ "example.com", "/api?q=1", "ex_api" },
+		{ "example.com", "/api/v2?q", "ex_v2" },
+		/* segment boundary */
+		{ "example.com", "/apix", "ex" },
+		{ "example.com", "/api/v2x", "ex_api" },
+		{ "other.org", "/apiary", "any" },
+		{ "other.org", "/api/", "any_api" },
+		{ "static.example.com", "/static/a.css", "static" },
+		{ "static.example.com", "/static/", "static" },
+		{ "static.example.com", "/static", "sfx" },
+		{ "static.example.com", "/staticx", "sfx" },
+		/* longest suffix, then shorter ones, then any */
+		{ "a.eu.example.com", "/x/y", "sfx_eu" },
+		{ "a.eu.example.com", "/z", "sfx" },
+		{ "eu.example.com", "/x", "sfx" },
+		{ "example.com.evil", "/", "any" },
+		{ "xexample.com", "/", "any" },
+		/* an exact class without a matching path falls back to "*" */
+		{ "v1.test", "/v1/a", "v1" },
+		{ "v1.test", "/v2", "any" },
+		{ "v1.test", "/api", "any_api" },
+		/* port, case, trailing dot, IPv6 literal, no host */
+		{ "EXAMPLE.com:8080", "/api/x", "ex_api" },
+		{ "A.Example.COM:443", "/", "sfx" },
+		{ "example.com.", "/", "ex" },
+		{ "example.com.:80", "/", "ex" },
+		{ "[::1]:8080", "/api", "any_api" },
+		{ "[::1]", "/", "any" },
+		{ NULL, "/api", "any_api" },
+		{ "", "/", "any" },
+		{ ":80", "/", "any" },
+		/* "/" matches every path, even "*" and none */
+		{ "example.com", "*", "ex" },
+		{ "example.com", "", "ex" },
+		{ "example.com", NULL, "ex" },
+	};
+	struct config *cfg;
+	char longhost[400];
+	const char *got;
+
+	(void)state;
+	cfg = load_ok(routes_conf);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		got = match(cfg, cases[i].host, cases[i].path);
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("host %s path %s: got %s, want %s", cases[i].host ? cases[i].host : "NULL",
+				cases[i].path ? cases[i].path : "NULL", got, cases[i].want);
+	}
+	/* Lengths are honoured: nothing past host_len or path_len is read. */
+	assert_string_equal(config_route_match(cfg, "example.com:80garbage", 11, "/api/v2", 4)->name,
+		"ex_api");
+	assert_string_equal(config_route_match(cfg, "example.comm", 11, "/apix", 4)->name, "ex_api");
+	/* An overlong host matches only "*" routes. */
+	memset(longhost, 'a', sizeof(longhost) - 1);
+	longhost[sizeof(longhost) - 1] = '\0';
+	memcpy(longhost + sizeof(longhost) - 1 - strlen(".example.com"), ".example.com", strlen(".example.com"));
+	assert_string_equal(match(cfg, longhost, "/"), "any");
+	config_unref(cfg);
+
+	/* Without a "*" route, unmatched requests get NULL. */
+	cfg = load_ok(BASE
+		"route \"ex\" { host = \"example.com\" path = \"/a\" pool = p }\n"
+		"route \"sfx\" { host = \"*.example.com\" pool = p }\n");
+	assert_string_equal(match(cfg, "example.com", "/a/b"), "ex");
+	assert_string_equal(match(cfg, "example.com", "/b"), "(none)");
+	assert_string_equal(match(cfg, "www.example.com", "/b"), "sfx");
+	assert_string_equal(match(cfg, "other.org", "/a"), "(none)");
+	assert_string_equal(match(cfg, NULL, "/a"), "(none)");
+	config_unref(cfg);
+}
+
+/* -------------------------------------------------------------- refcount */
+
+static int freed;
+static struct config *freed_cfg;
+
+static void
+on_free(struct config *cfg)
+{
+	freed++;
+	freed_cfg = cfg;
+	/* Everything is still there when the hook runs. */
+	assert_string_equal(cfg->pools[0].name, "p");
+}
+
+static void
+test_refcount(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(BASE);
+	cfg->on_free = on_free;
+	assert_ptr_equal(config_ref(cfg), cfg);
+	assert_int_equal(atomic_load(&cfg->refcnt), 2);
+	config_unref(cfg);
+	assert_int_equal(freed, 0);
+	assert_int_equal(atomic_load(&cfg->refcnt), 1);
+	config_unref(cfg);
+	assert_int_equal(freed, 1);
+	assert_ptr_equal(freed_cfg, cfg);
+	config_unref(NULL);
+}
+
+/* ---------------------------------------------- sluice.conf and the docs */
+
+static char *
+read_all(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (fp == NULL)
+		return NULL;
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	assert_true(n >= 0);
+	rewind(fp);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/*
+ * The source tree: $SLUICE_SRCDIR (make check), $srcdir, or where this file
+ * was compiled from.
+ */
+static char *
+read_source(const char *rel)
+{
+	const char *env[] = { getenv("SLUICE_SRCDIR"), getenv("srcdir") };
+	char path[512], here[512], *slash, *text;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (env[i] == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", env[i], rel);
+		if ((text = read_all(path)) != NULL)
+			return text;
+	}
+	snprintf(here, sizeof(here), "%s", __FILE__);
+	slash = strstr(here, "tests/unit/test_config.c");
+	if (slash != NULL) {
+		*slash = '\0';
+		snprintf(path, sizeof(path), "%s%s", here, rel);
+		if ((text = read_all(path)) != NULL)
+			return text;
+	}
+	return read_all(rel);
+}
+
+struct ref_check {
+	char *conf;
+	char *docs;
+	int count;
+};
+
+static void
+check_directive(const struct config_directive *d, void *arg)
+{
+	struct ref_check *rc = arg;
+	char want[256];
+
+	rc->count++;
+	if (strstr(rc->conf, d->help) == NULL)
+		fail_msg("conf/sluice.conf lacks the help of %s.%s: \"%s\"", d->section, d->name, d->help);
+	if (strstr(rc->docs, d->help) == NULL)
+		fail_msg("docs/configuration.md lacks the help of %s.%s: \"%s\"", d->section, d->name, d->help);
+	snprintf(want, sizeof(want), "`%s", d->name);
+	if (strstr(rc->docs, want) == NULL)
+		fail_msg("docs/configuration.md lacks %s", want);
+	if (d->def != NULL) {
+		/* sluice.conf shows the default, set or commented out. */
+		char bare[128], quoted[128];
+
+		snprintf(bare, sizeof(bare), "%s = %s ", d->name, d->def);
+		snprintf(quoted, sizeof(quoted), "%s = \"%s\" ", d->name, d->def);
+		if (strstr(rc->conf, bare) == NULL && strstr(rc->conf, quoted) == NULL)
+			fail_msg("conf/sluice.conf does not show %s's default %s", d->name, d->def);
+	}
+}
+
+static void
+test_reference_files(void **state)
+{
+	struct ref_check rc = { 0 };
+	char *p, *q;
+
+	(void)state;
+	rc.conf = read_source("conf/sluice.conf");
+	rc.docs = read_source("docs/configuration.md");
+	if (rc.conf == NULL || rc.docs == NULL) {
+		free(rc.conf);
+		free(rc.docs);
+		fail_msg("conf/sluice.conf or docs/configuration.md not found; set SLUICE_SRCDIR");
+	}
+	/* Markdown escapes such as \* are not part of the text. */
+	for (p = q = rc.docs; *p; p++) {
+		if (*p == '\\' && ispunct((unsigned char)p[1]))
+			p++;
+		*q++ = *p;
+	}
+	*q = '\0';
+	config_foreach_directive(check_directive, &rc);
+	assert_int_equal(rc.count, 28);
+	free(rc.conf);
+	free(rc.docs);
+}
+
+/* conf/sluice.conf is the quickstart's demo config and passes sluice -t. */
+static void
+test_sluice_conf(void **state)
+{
+	char *text = read_source("conf/sluice.conf");
+	struct config *cfg;
+
+	(void)state;
+	assert_non_null(text);
+	cfg = load_ok(text);
+	free(text);
+	assert_int_equal(cfg->nlisteners, 1);
+	assert_string_equal(cfg->listeners[0].address, "0.0.0.0:8080");
+	assert_int_equal(cfg->npools, 1);
+	assert_string_equal(cfg->pools[0].name, "demo");
+	assert_int_equal(cfg->pools[0].nservers, 2);
+	assert_string_equal(cfg->pools[0].servers[0].address, "127.0.0.1:3001");
+	assert_string_equal(cfg->pools[0].servers[1].address, "127.0.0.1:3002");
+	assert_int_equal(cfg->nroutes, 1);
+	assert_string_equal(cfg->routes[0].name, "all");
+	assert_ptr_equal(cfg->routes[0].pool, &cfg->pools[0]);
+	config_unref(cfg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_full),
+		cmocka_unit_test(test_load_defaults),
+		cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_value_errors),
+		cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_parse_duration),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_address),
+		cmocka_unit_test(test_route_match),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_reference_files),
+		cmocka_unit_test(test_sluice_conf),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
