@@ -22,7 +22,7 @@ struct config;
 struct config_route;
 struct config_server;
 struct upconn;
-struct bufferevent;
+struct conn;
 struct event;
 struct evbuffer;
 
@@ -113,7 +113,7 @@ struct session {
 	struct worker *w;
 	struct config *cfg;		/* the generation it was accepted under */
 	uint64_t id;
-	struct bufferevent *bev;
+	struct conn *c;			/* the client connection */
 	char addr[UTIL_ADDR_LEN];	/* "ip:port" */
 	char ip[UTIL_ADDR_LEN];		/* "ip" for X-Forwarded-For */
 	size_t scan;			/* http_head_find progress */

@@ -8,8 +8,9 @@
 
 #include <stdbool.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 
-#include <event2/bufferevent.h>
+#include "conn.h"
 
 struct worker;
 struct config_server;
@@ -19,11 +20,12 @@ struct upconn {
 	TAILQ_ENTRY(upconn) link;
 	struct worker *w;
 	const struct config_server *srv;
-	struct bufferevent *bev;
+	struct conn *c;
 	bool connected;
 	bool reused;		/* taken from the idle cache */
 	bool idle;		/* on w->idle[srv->gindex] */
 	unsigned uses;		/* exchanges carried so far */
+	struct timeval parked;	/* when it went idle (loop's cached clock) */
 };
 
 /*
@@ -31,16 +33,14 @@ struct upconn {
  * when the connect fails at once (errno set); the callbacks then never run.
  */
 struct upconn *upstream_connect(struct worker *w, const struct config_server *srv,
-		bufferevent_data_cb readcb, bufferevent_data_cb writecb,
-		bufferevent_event_cb eventcb, void *arg);
+		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg);
 
 /*
  * The most recently parked idle connection to srv, with the given callbacks
  * installed, or NULL.
  */
 struct upconn *upstream_take_idle(struct worker *w, const struct config_server *srv,
-		bufferevent_data_cb readcb, bufferevent_data_cb writecb,
-		bufferevent_event_cb eventcb, void *arg);
+		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg);
 
 /*
  * Park a connection whose last exchange ended cleanly, or close it when the
@@ -53,6 +53,13 @@ void upstream_free(struct upconn *up);
 
 /* Close every idle connection of w (worker stopping). */
 void upstream_close_idle(struct worker *w);
+
+/*
+ * Close idle connections parked longer than upstream_idle. Called by the
+ * worker once a second: parking and taking a connection then never touches
+ * its read event, which would cost an epoll_ctl() each time.
+ */
+void upstream_sweep(struct worker *w);
 
 /* Free connections queued by upstream_free. Worker thread, outside callbacks. */
 void upstream_reap(struct worker *w);

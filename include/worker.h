@@ -36,6 +36,7 @@ struct worker {
 	struct event *stop_ev;
 	struct event *grace_ev;			/* shutdown_timeout expiry */
 	struct event *reap_ev;			/* frees closed sessions outside callbacks */
+	struct event *sweep_ev;			/* once a second: idle upstream expiry */
 	bool started;				/* the thread runs */
 	bool stopping;
 	struct session_list sessions;		/* live sessions */

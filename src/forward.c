@@ -10,10 +10,10 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "config.h"
+#include "conn.h"
 #include "forward.h"
 #include "http.h"
 #include "log.h"
@@ -291,7 +291,7 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		bool dechunk)
 {
 	struct exchange *ex = &s->ex;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = s->c->out;
 	struct conn_fields cf;
 	struct evbuffer_iovec v;
 	struct wbuf b;
@@ -345,9 +345,9 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 	return 0;
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct conn *c, void *arg);
+static void up_drained_cb(struct conn *c, void *arg);
+static void up_event_cb(struct conn *c, enum conn_event ev, void *arg);
 static void forward_try(struct session *s);
 
 static void
@@ -373,7 +373,7 @@ connect_new(struct session *s, const struct config_server *srv)
 	struct exchange *ex = &s->ex;
 
 	ex->t_connect_us = util_now_us();
-	ex->up = upstream_connect(s->w, srv, up_read_cb, up_write_cb, up_event_cb, s);
+	ex->up = upstream_connect(s->w, srv, up_read_cb, up_drained_cb, up_event_cb, s);
 	if (ex->up == NULL) {
 		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
 			srv->address, strerror(errno), srv->pool->name, srv->name);
@@ -389,7 +389,7 @@ forward_connected(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 	struct upconn *up = ex->up;
-	struct evbuffer *out = bufferevent_get_output(up->bev);
+	struct evbuffer *out = up->c->out;
 	size_t len = evbuffer_get_length(ex->head_out);
 
 	if (!up->reused)
@@ -398,10 +398,11 @@ forward_connected(struct session *s)
 	/* A copy: the head stays for a retry if a reused connection turns out
 	 * to have been closed by the server. */
 	evbuffer_add(out, evbuffer_pullup(ex->head_out, (ev_ssize_t)len), len);
-	bufferevent_setwatermark(up->bev, EV_WRITE, RELAY_HWM / 4, 0);
-	bufferevent_setwatermark(up->bev, EV_READ, 0, RELAY_HWM / 2);
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	conn_set_write_low(up->c, RELAY_HWM / 4);
+	conn_set_read_hwm(up->c, RELAY_HWM / 2);
+	conn_read_enable(up->c);
 	if (ex->req_read) {
+		conn_flush(up->c);
 		ex->phase = PHASE_RESPONSE_HEAD;
 		session_timer_set(s, TIMER_RESPONSE_HEADER);
 		return;
@@ -424,7 +425,7 @@ forward_try(struct session *s)
 	}
 	ex->tried[ex->ntried++] = srv->index;
 	ex->server = srv;
-	ex->up = upstream_take_idle(s->w, srv, up_read_cb, up_write_cb, up_event_cb, s);
+	ex->up = upstream_take_idle(s->w, srv, up_read_cb, up_drained_cb, up_event_cb, s);
 	if (ex->up != NULL) {
 		ex->connect_ms = 0;
 		forward_connected(s);
@@ -444,25 +445,31 @@ forward_client_readable(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 	struct evbuffer *in, *out;
-	size_t olen;
 	uint64_t before;
 	enum http_body_result r;
 
 	if (ex->req_read || ex->up == NULL || !ex->up->connected)
 		return;
-	in = bufferevent_get_input(s->bev);
-	out = bufferevent_get_output(ex->up->bev);
-	olen = evbuffer_get_length(out);
-	if (olen >= RELAY_HWM) {
-		bufferevent_disable(s->bev, EV_READ);
-		return;
-	}
-	before = ex->req_body.moved;
-	r = http_body_move(&ex->req_body, in, out, RELAY_HWM - olen);
-	if (ex->req_body.moved != before) {
+	in = s->c->in;
+	out = ex->up->c->out;
+	/* Move until the client's input is empty or the server's output is
+	 * backlogged: a flush that empties the output brings no drained
+	 * callback, so stopping earlier could leave input nobody moves. */
+	do {
+		size_t olen = evbuffer_get_length(out);
+
+		if (olen >= RELAY_HWM) {
+			conn_read_disable(s->c);
+			return;
+		}
+		before = ex->req_body.moved;
+		r = http_body_move(&ex->req_body, in, out, RELAY_HWM - olen);
+		conn_flush(ex->up->c);
+		if (ex->req_body.moved == before)
+			break;
 		ex->bytes_in += ex->req_body.moved - before;
 		session_progress(s);
-	}
+	} while (r == HTTP_BODY_MORE && evbuffer_get_length(in) > 0);
 	switch (r) {
 	case HTTP_BODY_ERROR:
 		log_info("s%llu %s: bad request body: %s", SID(s),
@@ -477,9 +484,7 @@ forward_client_readable(struct session *s)
 		}
 		return;
 	case HTTP_BODY_MORE:
-		if (evbuffer_get_length(out) >= RELAY_HWM)
-			bufferevent_disable(s->bev, EV_READ);
-		return;
+		break;
 	}
 }
 
@@ -495,8 +500,8 @@ response_done(struct session *s)
 		/* Reuse only a connection whose request and response both ended
 		 * exactly where their framing said. */
 		if (ex->up_reusable && ex->req_read && !ex->up_eof &&
-		    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
-		    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
+		    evbuffer_get_length(up->c->in) == 0 &&
+		    evbuffer_get_length(up->c->out) == 0)
 			upstream_release(up);
 		else
 			upstream_free(up);
@@ -508,22 +513,28 @@ static void
 forward_response_body(struct session *s)
 {
 	struct exchange *ex = &s->ex;
-	struct evbuffer *in = bufferevent_get_input(ex->up->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	size_t olen = evbuffer_get_length(out);
+	struct evbuffer *in = ex->up->c->in;
+	struct evbuffer *out = s->c->out;
 	uint64_t before;
 	enum http_body_result r;
 
-	if (olen >= RELAY_HWM) {
-		bufferevent_disable(ex->up->bev, EV_READ);
-		return;
-	}
-	before = ex->resp_body.moved;
-	r = http_body_move(&ex->resp_body, in, out, RELAY_HWM - olen);
-	if (ex->resp_body.moved != before) {
+	/* As for the request body: move until the input is empty or the
+	 * client's output is backlogged. */
+	do {
+		size_t olen = evbuffer_get_length(out);
+
+		if (olen >= RELAY_HWM) {
+			conn_read_disable(ex->up->c);
+			return;
+		}
+		before = ex->resp_body.moved;
+		r = http_body_move(&ex->resp_body, in, out, RELAY_HWM - olen);
+		conn_flush(s->c);
+		if (ex->resp_body.moved == before)
+			break;
 		ex->bytes_out += ex->resp_body.moved - before;
 		session_progress(s);
-	}
+	} while (r == HTTP_BODY_MORE && evbuffer_get_length(in) > 0);
 	switch (r) {
 	case HTTP_BODY_ERROR:
 		log_warn("s%llu %s: bad response body from server %s/%s: %s", SID(s),
@@ -545,10 +556,7 @@ forward_response_body(struct session *s)
 		log_warn("s%llu %s: server %s/%s closed the connection in the middle of "
 			"the response body", SID(s), ex->server->pool->name, ex->server->name);
 		session_abort(s, TERM_UPSTREAM_CLOSED);
-		return;
 	}
-	if (evbuffer_get_length(out) >= RELAY_HWM)
-		bufferevent_disable(ex->up->bev, EV_READ);
 }
 
 static void
@@ -565,7 +573,7 @@ static void
 forward_response(struct session *s)
 {
 	struct exchange *ex = &s->ex;
-	struct evbuffer *in = bufferevent_get_input(ex->up->bev);
+	struct evbuffer *in = ex->up->c->in;
 
 	if (!ex->have_first_byte && evbuffer_get_length(in) > 0) {
 		ex->first_byte_ms = (double)(util_now_us() - ex->t_start_us) / 1000.0;
@@ -601,9 +609,12 @@ forward_response(struct session *s)
 		if (r.status < 200) {
 			/* Interim answers (100 Continue, 103 Early Hints) go on to
 			 * an HTTP/1.1 client; HTTP/1.0 does not know them. */
-			if (!ex->client_http10 && write_response_head(s, &r, false, false, false) < 0) {
-				session_fail(s, 500, TERM_INTERNAL);
-				return;
+			if (!ex->client_http10) {
+				if (write_response_head(s, &r, false, false, false) < 0) {
+					session_fail(s, 500, TERM_INTERNAL);
+					return;
+				}
+				conn_flush(s->c);
 			}
 			evbuffer_drain(in, head_len);
 			continue;
@@ -624,6 +635,7 @@ forward_response(struct session *s)
 		ex->phase = PHASE_RESPONSE_BODY;
 		http_body_init(&ex->resp_body, r.body, r.content_length, dechunk);
 		if (r.body == HTTP_BODY_NONE) {
+			conn_flush(s->c);
 			response_done(s);
 			return;
 		}
@@ -639,26 +651,26 @@ forward_client_drained(struct session *s)
 
 	if (ex->phase != PHASE_RESPONSE_BODY || ex->up == NULL)
 		return;
-	bufferevent_enable(ex->up->bev, EV_READ);
+	conn_read_enable(ex->up->c);
 	forward_response_body(s);
 }
 
 static void
-up_read_cb(struct bufferevent *bev, void *arg)
+up_read_cb(struct conn *c, void *arg)
 {
-	(void)bev;
+	(void)c;
 	forward_response(arg);
 }
 
 static void
-up_write_cb(struct bufferevent *bev, void *arg)
+up_drained_cb(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
-	(void)bev;
+	(void)c;
 	if (s->ex.req_read || s->dead)
 		return;
-	bufferevent_enable(s->bev, EV_READ);
+	conn_read_enable(s->c);
 	forward_client_readable(s);
 }
 
@@ -670,26 +682,24 @@ method_idempotent(const char *m)
 }
 
 static void
-up_event_cb(struct bufferevent *bev, short what, void *arg)
+up_event_cb(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct session *s = arg;
 	struct exchange *ex = &s->ex;
 	struct upconn *up = ex->up;
 	const struct config_server *srv = ex->server;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
+	if (ev == CONN_CONNECTED) {
 		forward_connected(s);
 		return;
 	}
 	if (!up->connected) {
 		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
-			srv->address, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
-			srv->pool->name, srv->name);
+			srv->address, strerror(conn_error(c)), srv->pool->name, srv->name);
 		connect_failed(s, TERM_CONNECT_FAILED);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && ex->phase == PHASE_RESPONSE_BODY) {
+	if (ev == CONN_EOF && ex->phase == PHASE_RESPONSE_BODY) {
 		ex->up_eof = true;
 		forward_response_body(s);
 		return;
@@ -708,8 +718,8 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	log_warn("s%llu %s: server %s/%s closed the connection before a complete response%s%s",
-		SID(s), srv->pool->name, srv->name, (what & BEV_EVENT_ERROR) ? ": " : "",
-		(what & BEV_EVENT_ERROR) ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "");
+		SID(s), srv->pool->name, srv->name, ev == CONN_ERROR ? ": " : "",
+		ev == CONN_ERROR ? strerror(conn_error(c)) : "");
 	session_fail(s, 502, TERM_UPSTREAM_CLOSED);
 }
 

@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "config.h"
+#include "conn.h"
 #include "forward.h"
 #include "http.h"
 #include "log.h"
@@ -75,9 +75,10 @@ session_phase_name(enum session_phase p)
 	return phase_names[p];
 }
 
-static void session_read_cb(struct bufferevent *bev, void *arg);
-static void session_write_cb(struct bufferevent *bev, void *arg);
-static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_read_cb(struct conn *c, void *arg);
+static void session_drained_cb(struct conn *c, void *arg);
+static void session_event_cb(struct conn *c, enum conn_event ev, void *arg);
+static void session_flushed(struct session *s);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_close(struct session *s, bool linger);
 static void session_destroy(struct session *s);
@@ -256,14 +257,14 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	s->id = atomic_fetch_add(&session_ids, 1) + 1;
 	util_addr_format(sa, s->addr, sizeof(s->addr), 1);
 	util_addr_format(sa, s->ip, sizeof(s->ip), 0);
-	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->c = conn_new(w->base, fd);
 	s->timer = evtimer_new(w->base, session_timer_cb, s);
 	s->ex.head_out = evbuffer_new();
 	TAILQ_INSERT_TAIL(&w->sessions, s, link);
 	w->nsessions++;
-	if (s->bev == NULL || s->timer == NULL || s->ex.head_out == NULL) {
+	if (s->c == NULL || s->timer == NULL || s->ex.head_out == NULL) {
 		log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
-		if (s->bev == NULL)
+		if (s->c == NULL)
 			close(fd);
 		session_destroy(s);
 		return;
@@ -273,10 +274,10 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	hwm = s->cfg->limits.max_header_size + 4096;
 	if (hwm < 64 * 1024)
 		hwm = 64 * 1024;
-	bufferevent_setwatermark(s->bev, EV_READ, 0, hwm);
-	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_RELAY_HWM / 4, 0);
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	conn_set_read_hwm(s->c, hwm);
+	conn_set_write_low(s->c, SESSION_RELAY_HWM / 4);
+	conn_setcb(s->c, session_read_cb, session_drained_cb, session_event_cb, s);
+	conn_read_enable(s->c);
 	session_timer_set(s, TIMER_CLIENT_HEADER);
 	log_debug("s%llu %s: accepted by worker %u", (unsigned long long)s->id, s->addr, w->id);
 }
@@ -285,7 +286,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 static void
 send_error(struct session *s, int status, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = s->c->out;
 	const char *reason = http_reason(status);
 	char head[256];
 	int n, blen;
@@ -296,6 +297,7 @@ send_error(struct session *s, int status, bool close)
 		"%d %s\n",
 		status, reason, blen, close ? "Connection: close\r\n" : "", status, reason);
 	evbuffer_add(out, head, (size_t)n);
+	conn_flush(s->c);
 	s->ex.bytes_out += (uint64_t)n;
 	s->ex.status = status;
 	s->ex.resp_head_sent = true;
@@ -361,14 +363,15 @@ session_close(struct session *s, bool linger)
 	s->closing = true;
 	s->linger = linger;
 	exchange_end(s, s->ex.term);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	conn_set_write_low(s->c, 0);
 	if (!linger)
-		bufferevent_disable(s->bev, EV_READ);
+		conn_read_disable(s->c);
 	/* Bound the flush by the idle timeout: a client that stops reading our
 	 * last answer does not keep the session forever. */
 	session_timer_set(s, TIMER_CLIENT_IDLE);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_write_cb(s->bev, s);
+	conn_flush(s->c);
+	if (evbuffer_get_length(s->c->out) == 0)
+		session_flushed(s);
 }
 
 static void
@@ -383,9 +386,9 @@ session_destroy(struct session *s)
 	}
 	if (s->timer != NULL)
 		evtimer_del(s->timer);
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
+	if (s->c != NULL) {
+		conn_free(s->c);
+		s->c = NULL;
 	}
 	worker_defer_free(s->w, s);
 }
@@ -408,7 +411,7 @@ session_drain(struct session *s)
 	s->draining = true;
 	if (s->closing)
 		return;
-	if (!s->ex.active && evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+	if (!s->ex.active && evbuffer_get_length(s->c->in) == 0) {
 		session_close(s, false);
 		return;
 	}
@@ -481,7 +484,7 @@ route_target(const struct http_head *h, const char **host, size_t *host_len,
 static bool
 session_read_head(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->c->in;
 	struct exchange *ex = &s->ex;
 	const struct config_limits *lim = &s->cfg->limits;
 	struct http_limits hl = { .max_headers = lim->max_headers, .max_uri = lim->max_uri };
@@ -571,7 +574,7 @@ session_client_read(struct session *s)
 				break;
 			continue;
 		}
-		if (evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+		if (evbuffer_get_length(s->c->in) == 0) {
 			if (s->draining || s->client_eof) {
 				session_close(s, false);
 				break;
@@ -587,41 +590,46 @@ session_client_read(struct session *s)
 }
 
 static void
-session_read_cb(struct bufferevent *bev, void *arg)
+session_read_cb(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
 	if (s->closing) {
 		/* Lingering: what the client still sends is discarded. */
-		struct evbuffer *in = bufferevent_get_input(bev);
-		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
 		return;
 	}
 	session_client_read(s);
 }
 
+/* A closing session's last bytes are out. */
 static void
-session_write_cb(struct bufferevent *bev, void *arg)
+session_flushed(struct session *s)
+{
+	if (!s->linger || s->client_eof) {
+		session_destroy(s);
+		return;
+	}
+	/* Answer sent: shut our side, then drain the client's until it
+	 * closes or SESSION_LINGER_MS passes. */
+	conn_shutdown_write(s->c);
+	conn_read_enable(s->c);
+	s->timer_kind = TIMER_NONE;
+	timer_arm_ms(s, SESSION_LINGER_MS);
+	s->linger = false;
+	s->lingering = true;
+}
+
+static void
+session_drained_cb(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
 	if (s->dead)
 		return;
 	if (s->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-			return;
-		if (!s->linger || s->client_eof) {
-			session_destroy(s);
-			return;
-		}
-		/* Answer sent: shut our side, then drain the client's until it
-		 * closes or SESSION_LINGER_MS passes. */
-		shutdown(bufferevent_getfd(bev), SHUT_WR);
-		bufferevent_enable(bev, EV_READ);
-		s->timer_kind = TIMER_NONE;
-		timer_arm_ms(s, SESSION_LINGER_MS);
-		s->linger = false;
-		s->lingering = true;
+		if (evbuffer_get_length(c->out) == 0 && !s->lingering)
+			session_flushed(s);
 		return;
 	}
 	if (s->ex.active)
@@ -629,24 +637,23 @@ session_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-session_event_cb(struct bufferevent *bev, short what, void *arg)
+session_event_cb(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct session *s = arg;
 
-	(void)bev;
 	if (s->dead)
 		return;
-	if (what & BEV_EVENT_ERROR) {
+	if (ev == CONN_ERROR) {
 		log_debug("s%llu %s: client connection error: %s", (unsigned long long)s->id,
-			s->addr, strerror(errno));
+			s->addr, strerror(conn_error(c)));
 		session_abort(s, TERM_CLIENT_CLOSED);
 		return;
 	}
-	if (!(what & BEV_EVENT_EOF))
+	if (ev != CONN_EOF)
 		return;
 	s->client_eof = true;
 	if (s->closing) {
-		if (s->lingering || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		if (s->lingering || evbuffer_get_length(c->out) == 0)
 			session_destroy(s);
 		return;
 	}
@@ -682,7 +689,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (s->timer_kind) {
 	case TIMER_CLIENT_HEADER:
-		if (!s->ex.active && evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+		if (!s->ex.active && evbuffer_get_length(s->c->in) == 0) {
 			/* Nothing of a request arrived: not worth an answer. */
 			session_destroy(s);
 			return;

@@ -44,6 +44,7 @@ worker_maybe_exit(struct worker *w)
 {
 	if (w->stopping && w->nsessions == 0) {
 		upstream_close_idle(w);
+		event_del(w->sweep_ev);
 		event_base_loopexit(w->base, NULL);
 	}
 }
@@ -62,6 +63,14 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	upstream_reap(w);
 	worker_maybe_exit(w);
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	upstream_sweep(arg);
 }
 
 static void
@@ -111,15 +120,41 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	worker_maybe_exit(w);
 }
 
+/*
+ * The worker's loop. With the epoll changelist, an event removed and added
+ * again within one loop turn (an upstream connection parked and taken
+ * again, a read timeout changed) costs no epoll_ctl() at all.
+ */
+static struct event_base *
+worker_base_new(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	if (ec == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 static void
 worker_free(struct worker *w)
 {
+	struct session *s;
+
 	if (w == NULL)
 		return;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (w->listeners[i] != NULL)
 			evconnlistener_free(w->listeners[i]);
 	free(w->listeners);
+	/* Sessions closed in the loop's last turn wait on the dead list. */
+	while ((s = TAILQ_FIRST(&w->dead)) != NULL) {
+		TAILQ_REMOVE(&w->dead, s, link);
+		session_free(s);
+	}
 	if (w->idle != NULL) {
 		upstream_close_idle(w);
 		upstream_reap(w);
@@ -133,6 +168,8 @@ worker_free(struct worker *w)
 		event_free(w->grace_ev);
 	if (w->reap_ev != NULL)
 		event_free(w->reap_ev);
+	if (w->sweep_ev != NULL)
+		event_free(w->sweep_ev);
 	if (w->notify[0] >= 0)
 		close(w->notify[0]);
 	if (w->notify[1] >= 0)
@@ -143,6 +180,8 @@ worker_free(struct worker *w)
 		config_unref(w->cfg);
 	free(w);
 }
+
+static const struct timeval sweep_interval = { .tv_sec = 1, .tv_usec = 0 };
 
 struct worker *
 worker_new(unsigned id, struct config *cfg, const int *fds)
@@ -158,7 +197,7 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 	TAILQ_INIT(&w->sessions);
 	TAILQ_INIT(&w->dead);
 	TAILQ_INIT(&w->idle_dead);
-	w->base = event_base_new();
+	w->base = worker_base_new();
 	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
 	w->idle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->idle));
 	w->nidle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->nidle));
@@ -172,8 +211,10 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 	w->stop_ev = event_new(w->base, w->notify[0], EV_READ | EV_PERSIST, stop_cb, w);
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
 	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
+	w->sweep_ev = event_new(w->base, -1, EV_PERSIST, sweep_cb, w);
 	if (w->stop_ev == NULL || w->grace_ev == NULL || w->reap_ev == NULL ||
-	    event_add(w->stop_ev, NULL) < 0)
+	    w->sweep_ev == NULL || event_add(w->stop_ev, NULL) < 0 ||
+	    event_add(w->sweep_ev, &sweep_interval) < 0)
 		goto fail;
 	for (i = 0; i < cfg->nlisteners; i++) {
 		w->listeners[i] = evconnlistener_new(w->base, accept_cb, w,

@@ -1,0 +1,406 @@
+/*
+ * The socket transport: non-blocking reads into and writes from evbuffers,
+ * readiness from the worker's event_base. Writes go out at once and only a
+ * backlog registers for writability; reads fill reserved evbuffer space with
+ * readv(). Knows nothing of HTTP.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conn.h"
+
+/* Bytes asked of the kernel per readv(), and at most per readiness event so
+ * that one busy peer does not starve the others on the loop. */
+#define CONN_READ_CHUNK (16 * 1024)
+#define CONN_READ_BURST (256 * 1024)
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_destroy(struct conn *c)
+{
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	free(c);
+}
+
+/* Reading stopped at read_hwm resumes once the owner takes bytes out. */
+static void
+in_watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted == 0 || evbuffer_get_length(buf) >= c->read_hwm)
+		return;
+	evbuffer_cb_clear_flags(buf, c->in_watch, EVBUFFER_CB_ENABLED);
+	if (c->want_read && !c->rev_added && !c->eof && !c->failed && !c->connecting && c->fd >= 0) {
+		event_add(&c->rev, c->has_read_timeout ? &c->read_timeout : NULL);
+		c->rev_added = true;
+	}
+}
+
+/* Add or remove the read event to match what the owner wants and the room. */
+static void
+conn_update_read(struct conn *c)
+{
+	bool full = evbuffer_get_length(c->in) >= c->read_hwm;
+	bool want = c->want_read && !c->eof && !c->failed && !c->connecting && c->fd >= 0;
+
+	if (want && !full) {
+		if (!c->rev_added) {
+			event_add(&c->rev, c->has_read_timeout ? &c->read_timeout : NULL);
+			c->rev_added = true;
+		}
+		return;
+	}
+	if (c->rev_added) {
+		event_del(&c->rev);
+		c->rev_added = false;
+	}
+	if (want && full)
+		evbuffer_cb_set_flags(c->in, c->in_watch, EVBUFFER_CB_ENABLED);
+}
+
+static struct conn *
+conn_alloc(struct event_base *base, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->fd = fd;
+	c->base = base;
+	c->read_hwm = SIZE_MAX;
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	if (c->in == NULL || c->out == NULL)
+		goto fail;
+	c->in_watch = evbuffer_add_cb(c->in, in_watch_cb, c);
+	if (c->in_watch == NULL)
+		goto fail;
+	evbuffer_cb_clear_flags(c->in, c->in_watch, EVBUFFER_CB_ENABLED);
+	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	event_assign(&c->wev, base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+	return c;
+fail:
+	conn_destroy(c);
+	return NULL;
+}
+
+struct conn *
+conn_new(struct event_base *base, int fd)
+{
+	return conn_alloc(base, fd);
+}
+
+struct conn *
+conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
+{
+	struct conn *c;
+	int fd, one = 1, err;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	/* Heads and bodies go out in separate writes; Nagle would hold the
+	 * second behind the first's ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return NULL;
+	}
+	c = conn_alloc(base, fd);
+	if (c == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Even a connect that finished at once is reported from the loop, so
+	 * the caller is never called back from inside this function. */
+	c->connecting = true;
+	event_add(&c->wev, NULL);
+	c->wev_added = true;
+	return c;
+}
+
+void
+conn_setcb(struct conn *c, conn_data_cb readcb, conn_data_cb drainedcb,
+		conn_event_cb eventcb, void *arg)
+{
+	c->readcb = readcb;
+	c->drainedcb = drainedcb;
+	c->eventcb = eventcb;
+	c->arg = arg;
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL || c->fd < 0)
+		return;
+	event_del(&c->rev);
+	event_del(&c->wev);
+	close(c->fd);
+	c->fd = -1;
+	c->rev_added = c->wev_added = false;
+	if (c->busy)
+		c->dead = true;		/* freed when the callback returns */
+	else
+		conn_destroy(c);
+}
+
+void
+conn_read_enable(struct conn *c)
+{
+	c->want_read = true;
+	conn_update_read(c);
+}
+
+void
+conn_read_disable(struct conn *c)
+{
+	c->want_read = false;
+	conn_update_read(c);
+}
+
+void
+conn_set_read_hwm(struct conn *c, size_t hwm)
+{
+	c->read_hwm = hwm ? hwm : SIZE_MAX;
+	conn_update_read(c);
+}
+
+void
+conn_set_read_timeout(struct conn *c, unsigned ms)
+{
+	c->has_read_timeout = ms > 0;
+	c->read_timeout.tv_sec = ms / 1000;
+	c->read_timeout.tv_usec = (ms % 1000) * 1000;
+	if (c->rev_added) {
+		event_del(&c->rev);
+		c->rev_added = false;
+	}
+	conn_update_read(c);
+}
+
+void
+conn_set_write_low(struct conn *c, size_t low)
+{
+	c->write_low = low;
+}
+
+int
+conn_error(const struct conn *c)
+{
+	return c->err;
+}
+
+/* Write until the buffer is empty or the kernel pushes back. */
+static void
+flush_now(struct conn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		size_t before = evbuffer_get_length(c->out);
+		int n = evbuffer_write(c->out, c->fd);
+
+		if (n > 0) {
+			c->bytes_written += (unsigned long long)n;
+			/* A short write means the socket buffer is full: the
+			 * next call would only say EAGAIN. */
+			if ((size_t)n < before)
+				break;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		c->failed = true;
+		c->err = n < 0 ? errno : EPIPE;
+		break;
+	}
+	if (evbuffer_get_length(c->out) > 0 && !c->failed) {
+		if (!c->wev_added) {
+			event_add(&c->wev, NULL);
+			c->wev_added = true;
+		}
+	} else if (c->wev_added) {
+		event_del(&c->wev);
+		c->wev_added = false;
+	}
+	if (c->shut_pending && evbuffer_get_length(c->out) == 0 && !c->failed) {
+		shutdown(c->fd, SHUT_WR);
+		c->shut_pending = false;
+	}
+}
+
+void
+conn_flush(struct conn *c)
+{
+	if (c->fd < 0 || c->connecting || c->failed)
+		return;
+	flush_now(c);
+	/* Report a failure from the loop, never from inside the caller. */
+	if (c->failed)
+		event_active(&c->wev, EV_WRITE, 0);
+}
+
+void
+conn_shutdown_write(struct conn *c)
+{
+	if (c->fd < 0)
+		return;
+	if (evbuffer_get_length(c->out) == 0) {
+		shutdown(c->fd, SHUT_WR);
+		return;
+	}
+	c->shut_pending = true;
+}
+
+/* Report a failure to the owner once. Called from our own callbacks. */
+static void
+report_error(struct conn *c)
+{
+	if (c->error_reported)
+		return;
+	c->error_reported = true;
+	conn_update_read(c);
+	if (c->eventcb != NULL)
+		c->eventcb(c, CONN_ERROR, c->arg);
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t total = 0;
+
+	c->busy = true;
+	if (what & EV_TIMEOUT) {
+		if (c->eventcb != NULL)
+			c->eventcb(c, CONN_TIMEOUT, c->arg);
+		goto out;
+	}
+	while (total < CONN_READ_BURST && evbuffer_get_length(c->in) < c->read_hwm) {
+		struct evbuffer_iovec v[2];
+		size_t asked = 0;
+		ssize_t n;
+		int nv = evbuffer_reserve_space(c->in, CONN_READ_CHUNK, v, 2);
+
+		if (nv <= 0) {
+			c->failed = true;
+			c->err = ENOMEM;
+			break;
+		}
+		for (int i = 0; i < nv; i++)
+			asked += v[i].iov_len;
+		n = readv(fd, (struct iovec *)v, nv);
+		if (n > 0) {
+			size_t left = (size_t)n;
+
+			for (int i = 0; i < nv; i++) {
+				if (v[i].iov_len > left)
+					v[i].iov_len = left;
+				left -= v[i].iov_len;
+			}
+			evbuffer_commit_space(c->in, v, nv);
+			total += (size_t)n;
+			/* Less than asked: the socket is empty for now. */
+			if ((size_t)n < asked)
+				break;
+			continue;
+		}
+		if (n == 0) {
+			c->eof = true;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+		c->failed = true;
+		c->err = errno;
+		break;
+	}
+	c->bytes_read += total;
+	if (total > 0 && c->readcb != NULL) {
+		c->readcb(c, c->arg);
+		if (c->dead)
+			goto out;
+	}
+	if (c->failed) {
+		report_error(c);
+		goto out;
+	}
+	conn_update_read(c);
+	if (c->eof && !c->eof_reported) {
+		c->eof_reported = true;
+		if (c->eventcb != NULL)
+			c->eventcb(c, CONN_EOF, c->arg);
+	}
+out:
+	c->busy = false;
+	if (c->dead)
+		conn_destroy(c);
+}
+
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)what;
+	c->busy = true;
+	if (c->failed) {
+		report_error(c);
+		goto out;
+	}
+	if (c->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		c->connecting = false;
+		if (err != 0) {
+			c->failed = true;
+			c->err = err;
+			report_error(c);
+			goto out;
+		}
+		if (c->eventcb != NULL)
+			c->eventcb(c, CONN_CONNECTED, c->arg);
+		if (c->dead)
+			goto out;
+		conn_update_read(c);
+		flush_now(c);
+		if (c->failed)
+			report_error(c);
+		goto out;
+	}
+	flush_now(c);
+	if (c->failed) {
+		report_error(c);
+		goto out;
+	}
+	if (evbuffer_get_length(c->out) <= c->write_low && c->drainedcb != NULL)
+		c->drainedcb(c, c->arg);
+out:
+	c->busy = false;
+	if (c->dead)
+		conn_destroy(c);
+}
