@@ -11,12 +11,15 @@
 #include "session.h"
 
 struct http_head;
+struct http_target;
 
 /*
  * Write the request head for the server into s->ex.head_out from the
- * client's parsed head h. Returns 0 or -1 (out of memory).
+ * client's parsed head h and its target t: an absolute-form target goes out
+ * in origin-form with its authority as Host. Returns 0 or -1 (out of memory).
  */
-int forward_build_request(struct session *s, const struct http_head *h)
+int forward_build_request(struct session *s, const struct http_head *h,
+		const struct http_target *t)
 	__attribute__((warn_unused_result));
 
 /* Pick a server and connect (or reuse an idle connection), then send. */

@@ -144,6 +144,27 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
 		struct http_header *headers, unsigned max_headers, int req_method) HTTP_WUR;
 
+/*
+ * Where a request goes (RFC 9112 3.2). For origin-form ("/p?q") host is the
+ * Host field and path the target; for absolute-form ("http://h/p") host is
+ * the authority, which replaces Host, and path the part from the first '/'
+ * ("/" when there is none); "*" (OPTIONS) routes as "/".
+ */
+struct http_target {
+	const char *host;	/* NULL when the request has no Host */
+	size_t host_len;
+	const char *path;	/* for routing and for the request line */
+	size_t path_len;
+	bool absolute;		/* absolute-form: forward path, and host as Host */
+};
+
+/*
+ * Fill t from a parsed request. HTTP_NOT_IMPLEMENTED for CONNECT and
+ * authority-form (sluice is not a forward proxy), HTTP_BAD for an
+ * absolute-form scheme other than http or https or an empty authority.
+ */
+enum http_status http_request_target(const struct http_head *h, struct http_target *t) HTTP_WUR;
+
 /* Case-insensitive header name comparison with a NUL-terminated name. */
 bool http_header_is(const struct http_header *hdr, const char *name);
 

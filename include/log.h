@@ -20,8 +20,17 @@ void log_msg(enum config_log_level level, const char *fmt, ...)
 #define log_error(...) log_msg(CONFIG_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(CONFIG_LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(CONFIG_LOG_INFO, __VA_ARGS__)
+/*
+ * Debug lines (per connection and per exchange) exist only in builds
+ * configured with --enable-debug; elsewhere they cost nothing, and
+ * log_level = debug shows no more than info.
+ */
+#ifdef SLUICE_DEBUG
 #define log_debug(...) \
 	do { if (log_enabled(CONFIG_LOG_DEBUG)) log_msg(CONFIG_LOG_DEBUG, __VA_ARGS__); } while (0)
+#else
+#define log_debug(...) do { } while (0)
+#endif
 
 /*
  * Open the access log: NULL turns it off, "-" is stdout, anything else a

@@ -119,12 +119,13 @@ struct session {
 	size_t scan;			/* http_head_find progress */
 	struct event *timer;
 	enum session_timer timer_kind;
-	struct timeval progress;	/* last body progress, for body_idle */
+	uint64_t progress_us;		/* last body progress (util_now_us), for body_idle */
 	bool closing;			/* flushing the last bytes, then freed */
 	bool linger;			/* after the flush, drain input before closing */
 	bool lingering;
 	bool in_read;			/* inside session_client_read */
 	bool read_again;
+	bool out_blocked;		/* reading paused: too many answers unread */
 	bool dead;			/* on the worker's dead list */
 	bool client_eof;
 	bool draining;			/* worker stopping: last exchange */

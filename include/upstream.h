@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 #include <sys/queue.h>
-#include <sys/time.h>
+#include <stdint.h>
 
 #include "conn.h"
 
@@ -25,7 +25,7 @@ struct upconn {
 	bool reused;		/* taken from the idle cache */
 	bool idle;		/* on w->idle[srv->gindex] */
 	unsigned uses;		/* exchanges carried so far */
-	struct timeval parked;	/* when it went idle (loop's cached clock) */
+	uint64_t parked_us;	/* when it went idle (util_now_us) */
 };
 
 /*

@@ -9,6 +9,24 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/*
+ * Invariants. UTIL_ASSERT is always on: a broken invariant is a bug, and
+ * going on would corrupt memory or traffic. UTIL_DEBUG_ASSERT guards costly
+ * or hot-path checks and exists in --enable-debug builds only. Neither is
+ * ever used on peer input.
+ */
+#define UTIL_ASSERT(cond) \
+	do { if (__builtin_expect(!(cond), 0)) util_assert_fail(#cond, __FILE__, __LINE__); } while (0)
+#ifdef SLUICE_DEBUG
+#define UTIL_DEBUG_ASSERT(cond) UTIL_ASSERT(cond)
+#else
+#define UTIL_DEBUG_ASSERT(cond) do { } while (0)
+#endif
+
+/* Print the failed assertion to stderr and abort. */
+void util_assert_fail(const char *cond, const char *file, int line)
+	__attribute__((noreturn));
+
 /* Longest text util_addr_format writes, NUL included: "[v6]:port". */
 #define UTIL_ADDR_LEN 64
 

@@ -33,10 +33,13 @@ struct worker {
 	struct evconnlistener **listeners;	/* one per config listener */
 	size_t nlisteners;
 	int notify[2];				/* pipe: worker_stop() writes, stop_ev reads */
+	int done_fd;				/* written once when the thread's loop ends; not owned */
 	struct event *stop_ev;
 	struct event *grace_ev;			/* shutdown_timeout expiry */
 	struct event *reap_ev;			/* frees closed sessions outside callbacks */
 	struct event *sweep_ev;			/* once a second: idle upstream expiry */
+	struct event *accept_ev;		/* resumes accepting after an accept() error */
+	bool accept_paused;
 	bool started;				/* the thread runs */
 	bool stopping;
 	struct session_list sessions;		/* live sessions */
@@ -59,8 +62,11 @@ struct worker *worker_new(unsigned id, struct config *cfg, const int *fds);
 /* Start the thread. Returns 0 or -1. */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 
-/* Ask the worker to stop gracefully. Any thread. */
-void worker_stop(struct worker *w);
+/*
+ * Ask the worker to stop gracefully; with force, end its remaining
+ * sessions now instead of after shutdown_timeout. Any thread.
+ */
+void worker_stop(struct worker *w, bool force);
 
 /* Wait for the thread to end (if it was started), then free. Main thread. */
 void worker_join_free(struct worker *w);

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "util.h"
 
 /* Bytes asked of the kernel per readv(), and at most per readiness event so
  * that one busy peer does not starve the others on the loop. */
@@ -29,6 +30,7 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
 static void
 conn_destroy(struct conn *c)
 {
+	UTIL_ASSERT(!c->busy);
 	if (c->in != NULL)
 		evbuffer_free(c->in);
 	if (c->out != NULL)

@@ -196,7 +196,8 @@ wbuf_commit(struct wbuf *b, struct evbuffer *out, struct evbuffer_iovec *v)
 }
 
 int
-forward_build_request(struct session *s, const struct http_head *h)
+forward_build_request(struct session *s, const struct http_head *h,
+		const struct http_target *t)
 {
 	struct exchange *ex = &s->ex;
 	struct conn_fields cf;
@@ -213,7 +214,10 @@ forward_build_request(struct session *s, const struct http_head *h)
 		return -1;
 	put(&b, h->method_str, h->method_len);
 	PUTS(&b, " ");
-	put(&b, h->uri, h->uri_len);
+	if (t->absolute)
+		put(&b, t->path, t->path_len);
+	else
+		put(&b, h->uri, h->uri_len);
 	PUTS(&b, " HTTP/1.1\r\n");
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct http_header *hd = &h->headers[i];
@@ -243,14 +247,23 @@ forward_build_request(struct session *s, const struct http_head *h)
 			if (cf.n > 0 && conn_fields_list(&cf, hd))
 				continue;
 			break;
-		case HDR_FRAMING:
 		case HDR_HOST:
+			/* An absolute-form target's authority replaces Host. */
+			if (t->absolute)
+				continue;
+			break;
+		case HDR_FRAMING:
 			break;
 		}
 		put_field(&b, hd);
 	}
-	if (h->host == NULL)
+	if (t->absolute) {
+		PUTS(&b, "Host: ");
+		put(&b, t->host, t->host_len);
+		PUTS(&b, "\r\n");
+	} else if (h->host == NULL) {
 		PUTS(&b, "Host: \r\n");	/* HTTP/1.0 without Host: empty, as RFC 9110 7.2 says */
+	}
 	/* All X-Forwarded-For fields become one list with the client last. */
 	PUTS(&b, "X-Forwarded-For: ");
 	if (xff) {
@@ -265,9 +278,9 @@ forward_build_request(struct session *s, const struct http_head *h)
 	}
 	put(&b, s->ip, ip_len);
 	PUTS(&b, "\r\nX-Forwarded-Proto: http\r\n");
-	if (h->host != NULL) {
+	if (t->host != NULL) {
 		PUTS(&b, "X-Forwarded-Host: ");
-		put(&b, h->host, h->host_len);
+		put(&b, t->host, t->host_len);
 		PUTS(&b, "\r\n");
 	}
 	if (!xrid) {
@@ -391,13 +404,18 @@ forward_connected(struct session *s)
 	struct upconn *up = ex->up;
 	struct evbuffer *out = up->c->out;
 	size_t len = evbuffer_get_length(ex->head_out);
+	const unsigned char *head;
 
 	if (!up->reused)
 		ex->connect_ms = (double)(util_now_us() - ex->t_connect_us) / 1000.0;
 	up->connected = true;
 	/* A copy: the head stays for a retry if a reused connection turns out
 	 * to have been closed by the server. */
-	evbuffer_add(out, evbuffer_pullup(ex->head_out, (ev_ssize_t)len), len);
+	head = evbuffer_pullup(ex->head_out, (ev_ssize_t)len);
+	if (head == NULL || evbuffer_add(out, head, len) < 0) {
+		session_fail(s, 500, TERM_INTERNAL);
+		return;
+	}
 	conn_set_write_low(up->c, RELAY_HWM / 4);
 	conn_set_read_hwm(up->c, RELAY_HWM / 2);
 	conn_read_enable(up->c);
@@ -486,6 +504,10 @@ forward_client_readable(struct session *s)
 	case HTTP_BODY_MORE:
 		break;
 	}
+	if (s->client_eof && evbuffer_get_length(in) == 0) {
+		/* The client closed before the end of its body. */
+		session_abort(s, TERM_CLIENT_CLOSED);
+	}
 }
 
 static void
@@ -494,12 +516,14 @@ response_done(struct session *s)
 	struct exchange *ex = &s->ex;
 	struct upconn *up = ex->up;
 
+	UTIL_DEBUG_ASSERT(ex->active && ex->resp_head_sent);
 	ex->resp_done = true;
 	ex->up = NULL;
 	if (up != NULL) {
 		/* Reuse only a connection whose request and response both ended
 		 * exactly where their framing said. */
 		if (ex->up_reusable && ex->req_read && !ex->up_eof &&
+		    !up->c->eof && !up->c->failed &&
 		    evbuffer_get_length(up->c->in) == 0 &&
 		    evbuffer_get_length(up->c->out) == 0)
 			upstream_release(up);
@@ -594,6 +618,10 @@ forward_response(struct session *s)
 			return;
 		}
 		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
+		if (data == NULL) {
+			session_fail(s, 500, TERM_INTERNAL);
+			return;
+		}
 		memset(&r, 0, sizeof(r));
 		st = http_parse_response(&r, data, head_len, s->w->hdrs, s->w->nhdrs, ex->method);
 		ex->resp_scan = 0;

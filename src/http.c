@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include <event2/buffer.h>
@@ -1101,4 +1102,51 @@ const char *http_reason(int status)
 	case 511: return "Network Authentication Required";
 	default: return "";
 	}
+}
+
+enum http_status
+http_request_target(const struct http_head *h, struct http_target *t)
+{
+	const char *u = h->uri, *end = h->uri + h->uri_len, *p;
+
+	t->host = h->host;
+	t->host_len = h->host_len;
+	t->path = u;
+	t->path_len = h->uri_len;
+	t->absolute = false;
+	if (h->method == HTTP_M_CONNECT)
+		return HTTP_NOT_IMPLEMENTED;
+	if (h->uri_len > 0 && u[0] == '/')
+		return HTTP_OK;
+	if (h->uri_len == 1 && u[0] == '*') {
+		t->path = "/";
+		t->path_len = 1;
+		return HTTP_OK;
+	}
+	if (h->uri_len > 7 && strncasecmp(u, "http://", 7) == 0)
+		p = u + 7;
+	else if (h->uri_len > 8 && strncasecmp(u, "https://", 8) == 0)
+		p = u + 8;
+	else
+		return memchr(u, '/', h->uri_len) == NULL ? HTTP_NOT_IMPLEMENTED : HTTP_BAD;
+	t->host = p;
+	while (p < end && *p != '/' && *p != '?')
+		p++;
+	t->host_len = (size_t)(p - t->host);
+	/* userinfo ("user@host") is not allowed in an http(s) target. */
+	if (t->host_len == 0 || memchr(t->host, '@', t->host_len) != NULL)
+		return HTTP_BAD;
+	t->absolute = true;
+	if (p == end) {
+		t->path = "/";
+		t->path_len = 1;
+		return HTTP_OK;
+	}
+	/* "http://h?q" would need a '/' inserted before its query: rare
+	 * enough to refuse rather than to rewrite. */
+	if (*p != '/')
+		return HTTP_BAD;
+	t->path = p;
+	t->path_len = (size_t)(end - p);
+	return HTTP_OK;
 }

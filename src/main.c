@@ -3,6 +3,8 @@
  * worker threads, and the main thread's event loop, which handles signals.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +35,8 @@ struct main_state {
 	struct event_base *base;
 	struct worker **workers;
 	unsigned nworkers;
+	unsigned exited;		/* workers whose loop has ended */
+	int done[2];			/* pipe: workers write when they end */
 	bool stopping;
 };
 
@@ -59,14 +63,32 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (m->stopping) {
-		log_warn("%s again: still waiting for in-flight exchanges", strsignal((int)sig));
+		log_warn("%s again: closing the remaining connections now", strsignal((int)sig));
+		for (unsigned i = 0; i < m->nworkers; i++)
+			worker_stop(m->workers[i], true);
 		return;
 	}
 	m->stopping = true;
 	log_info("%s: stopping gracefully", strsignal((int)sig));
 	for (unsigned i = 0; i < m->nworkers; i++)
-		worker_stop(m->workers[i]);
-	event_base_loopexit(m->base, NULL);
+		worker_stop(m->workers[i], false);
+}
+
+/* A worker's loop ended; the main loop ends with the last one, so that a
+ * second signal still finds it listening. */
+static void
+worker_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state *m = arg;
+	char buf[64];
+	ssize_t n;
+
+	(void)what;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0)
+			m->exited += (unsigned)n;
+	if (m->exited >= m->nworkers)
+		event_base_loopexit(m->base, NULL);
 }
 
 /* One socket per listener and worker; on failure nothing stays open. */
@@ -91,7 +113,8 @@ open_listeners(const struct config *cfg, unsigned nworkers, int *fds)
 int
 main(int argc, char **argv)
 {
-	struct main_state m = { 0 };
+	struct main_state m = { .done = { -1, -1 } };
+	struct event *done_ev = NULL;
 	const char *file = NULL;
 	bool check_only = false;
 	struct config *cfg;
@@ -148,7 +171,13 @@ main(int argc, char **argv)
 	m.workers = calloc(m.nworkers, sizeof(*m.workers));
 	fds = calloc((size_t)m.nworkers * cfg->nlisteners, sizeof(*fds));
 	m.base = event_base_new();
-	if (m.workers == NULL || fds == NULL || m.base == NULL) {
+	if (m.workers == NULL || fds == NULL || m.base == NULL ||
+	    pipe2(m.done, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("cannot set up: %s", strerror(errno ? errno : ENOMEM));
+		goto out;
+	}
+	done_ev = event_new(m.base, m.done[0], EV_READ | EV_PERSIST, worker_done_cb, &m);
+	if (done_ev == NULL || event_add(done_ev, NULL) < 0) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -163,6 +192,7 @@ main(int argc, char **argv)
 					close(fds[(size_t)k * cfg->nlisteners + l]);
 			goto out;
 		}
+		m.workers[i]->done_fd = m.done[1];
 	}
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
@@ -175,7 +205,7 @@ main(int argc, char **argv)
 		if (worker_start(m.workers[started]) < 0) {
 			log_error("worker %u: pthread_create() failed", started);
 			for (unsigned k = 0; k < started; k++)
-				worker_stop(m.workers[k]);
+				worker_stop(m.workers[k], true);
 			goto out;
 		}
 	}
@@ -186,14 +216,29 @@ main(int argc, char **argv)
 	event_base_dispatch(m.base);
 	rc = 0;
 out:
-	for (unsigned i = 0; i < m.nworkers; i++) {
+	for (unsigned i = 0; m.workers != NULL && i < m.nworkers; i++) {
 		if (m.workers[i] == NULL)
 			continue;
 		worker_join_free(m.workers[i]);
 	}
+	if (done_ev != NULL)
+		event_free(done_ev);
+	for (int i = 0; i < 2; i++)
+		if (m.done[i] >= 0)
+			close(m.done[i]);
+	/* Freeing a signal event restores the default action, and a second
+	 * SIGTERM in the last instants would then kill us with a signal instead
+	 * of exit 0: block them first, then ignore them for good. */
+	sigset_t mask;
+	sigemptyset(&mask);
 	for (int i = 0; i < 3; i++)
+		sigaddset(&mask, signums[i]);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	for (int i = 0; i < 3; i++) {
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
+		signal(signums[i], SIG_IGN);
+	}
 	if (m.base != NULL)
 		event_base_free(m.base);
 	free(m.workers);

@@ -86,7 +86,7 @@ static void session_destroy(struct session *s);
 void
 session_progress(struct session *s)
 {
-	event_base_gettimeofday_cached(s->w->base, &s->progress);
+	s->progress_us = util_now_us();
 }
 
 static unsigned
@@ -316,7 +316,8 @@ session_fail(struct session *s, int status, enum session_term term)
 	}
 	/* The connection can go on only if the request was read to its end and
 	 * nothing in it was wrong. */
-	close = !ex->client_keep_alive || !ex->req_read || s->draining || s->client_eof ||
+	close = !ex->client_keep_alive || !ex->req_read || s->draining ||
+		(s->client_eof && evbuffer_get_length(s->c->in) == 0) ||
 		status == 400 || status == 408 || status == 414 || status == 431 ||
 		status == 501;
 	send_error(s, status, close);
@@ -332,11 +333,16 @@ session_exchange_done(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 	bool keep = ex->client_keep_alive && !ex->resp_close_delimited && ex->req_read &&
-		!s->draining && !s->client_eof;
+		!s->draining;
+	/* A client that half-closed after pipelining still gets answers to
+	 * the requests it sent: the session closes once they are used up. */
+	bool more_input = evbuffer_get_length(s->c->in) > 0;
 
 	exchange_end(s, TERM_OK);
-	if (!keep) {
-		session_close(s, false);
+	if (!keep || (s->client_eof && !more_input)) {
+		/* Unread input (a body the server did not wait for) would turn
+		 * our close into a reset that destroys the response: linger. */
+		session_close(s, !ex->req_read || more_input);
 		return;
 	}
 	session_client_read(s);
@@ -396,6 +402,7 @@ session_destroy(struct session *s)
 void
 session_free(struct session *s)
 {
+	UTIL_ASSERT(s->dead && s->c == NULL && s->ex.up == NULL);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	free(s->ex.uri);
@@ -441,44 +448,6 @@ fail_parse(struct session *s, enum http_status st, const char *why)
 	}
 }
 
-/*
- * The path used for routing: origin-form as is; absolute-form
- * ("http://host/p") gives its path, and its authority replaces Host
- * (RFC 9112 3.2.2).
- */
-static void
-route_target(const struct http_head *h, const char **host, size_t *host_len,
-		const char **path, size_t *path_len)
-{
-	const char *u = h->uri, *end = h->uri + h->uri_len, *p;
-
-	*host = h->host;
-	*host_len = h->host_len;
-	*path = u;
-	*path_len = h->uri_len;
-	if (h->uri_len > 0 && u[0] == '/')
-		return;
-	p = memmem(u, h->uri_len, "://", 3);
-	if (p == NULL) {
-		/* "*" (OPTIONS) and authority-form route as "/". */
-		*path = "/";
-		*path_len = 1;
-		return;
-	}
-	p += 3;
-	*host = p;
-	while (p < end && *p != '/' && *p != '?')
-		p++;
-	*host_len = (size_t)(p - *host);
-	if (p < end && *p == '/') {
-		*path = p;
-		*path_len = (size_t)(end - p);
-	} else {
-		*path = "/";
-		*path_len = 1;
-	}
-}
-
 /* Whether a request head was found and handled; false when more bytes are
  * needed or the session stopped. */
 static bool
@@ -491,8 +460,8 @@ session_read_head(struct session *s)
 	struct http_head h;
 	enum http_status st;
 	size_t head_len;
-	const char *data, *host, *path;
-	size_t host_len, path_len;
+	struct http_target t;
+	const char *data;
 
 	if (evbuffer_get_length(in) == 0)
 		return false;
@@ -532,16 +501,23 @@ session_read_head(struct session *s)
 	ex->method = h.method;
 	ex->client_http10 = h.version_minor == 0;
 	ex->client_keep_alive = h.keep_alive && !s->draining;
-	route_target(&h, &host, &host_len, &path, &path_len);
-	ex->route = config_route_match(s->cfg, host, host_len, path, path_len);
 	http_body_init(&ex->req_body, h.body, h.content_length, false);
 	ex->req_read = h.body == HTTP_BODY_NONE;
+	st = http_request_target(&h, &t);
+	if (st != HTTP_OK) {
+		evbuffer_drain(in, head_len);
+		fail_parse(s, st, st == HTTP_NOT_IMPLEMENTED ?
+			"CONNECT and authority-form targets are not supported" :
+			"bad absolute-form target");
+		return false;
+	}
+	ex->route = config_route_match(s->cfg, t.host, t.host_len, t.path, t.path_len);
 	if (ex->route == NULL) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 404, TERM_NO_ROUTE);
 		return true;
 	}
-	if (forward_build_request(s, &h) < 0) {
+	if (forward_build_request(s, &h, &t) < 0) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 500, TERM_INTERNAL);
 		return false;
@@ -583,8 +559,20 @@ session_client_read(struct session *s)
 				session_timer_set(s, TIMER_CLIENT_IDLE);
 			break;
 		}
-		if (!session_read_head(s) && !s->read_again)
+		/* A client that pipelines without reading our answers must not
+		 * make us buffer them without bound: wait for the output to
+		 * drain (session_drained_cb comes back here). */
+		if (evbuffer_get_length(s->c->out) >= SESSION_RELAY_HWM) {
+			conn_read_disable(s->c);
+			s->out_blocked = true;
 			break;
+		}
+		if (!session_read_head(s) && !s->read_again) {
+			/* A head that can never be finished. */
+			if (s->client_eof && !s->ex.active && !s->dead && !s->closing)
+				session_close(s, false);
+			break;
+		}
 	}
 	s->in_read = false;
 }
@@ -594,6 +582,7 @@ session_read_cb(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
+	UTIL_DEBUG_ASSERT(!s->dead && s->c == c);
 	if (s->closing) {
 		/* Lingering: what the client still sends is discarded. */
 		evbuffer_drain(c->in, evbuffer_get_length(c->in));
@@ -632,8 +621,15 @@ session_drained_cb(struct conn *c, void *arg)
 			session_flushed(s);
 		return;
 	}
-	if (s->ex.active)
+	if (s->ex.active) {
 		forward_client_drained(s);
+		return;
+	}
+	if (s->out_blocked) {
+		s->out_blocked = false;
+		conn_read_enable(s->c);
+		session_client_read(s);
+	}
 }
 
 static void
@@ -658,24 +654,24 @@ session_event_cb(struct conn *c, enum conn_event ev, void *arg)
 		return;
 	}
 	if (!s->ex.active) {
-		/* Between requests, or in the middle of a head that will never
-		 * end: either way the client is gone. */
-		session_destroy(s);
+		/* Answer the complete requests still buffered, flush, close;
+		 * session_client_read() sees client_eof. */
+		session_client_read(s);
 		return;
 	}
-	if (!s->ex.req_read) {
-		session_abort(s, TERM_CLIENT_CLOSED);
-		return;
-	}
-	/* A half-close after a complete request: answer it, then close. */
+	/* During an exchange: the rest of a request body may still be in the
+	 * input buffer; forward_client_readable() aborts once it is used up
+	 * and the body is incomplete. A half-close after a complete request
+	 * is answered, then the connection closes. */
+	if (!s->ex.req_read)
+		forward_client_readable(s);
 }
 
 static void
 session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
-	struct timeval now;
-	double idle;
+	uint64_t idle_ms;
 	unsigned ms;
 
 	(void)fd;
@@ -705,16 +701,20 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		forward_timeout(s, s->timer_kind);
 		return;
 	case TIMER_BODY_IDLE:
-		event_base_gettimeofday_cached(s->w->base, &now);
-		idle = util_tv_ms(&s->progress, &now);
+		idle_ms = (util_now_us() - s->progress_us) / 1000;
 		ms = timer_ms(s, TIMER_BODY_IDLE);
-		if (idle + 1 < (double)ms) {
-			timer_arm_ms(s, ms - (unsigned)idle);
+		if (idle_ms + 1 < ms) {
+			timer_arm_ms(s, ms - (unsigned)idle_ms);
 			return;
 		}
 		if (!s->ex.req_read && !s->ex.resp_head_sent) {
-			/* The client stopped sending its body. */
-			session_fail(s, 408, TERM_CLIENT_TIMEOUT);
+			/* The request body stalled: the client stopped sending,
+			 * or the server stopped reading and we stopped reading
+			 * from the client. Blame the one that stopped. */
+			if (s->ex.up != NULL && evbuffer_get_length(s->ex.up->c->out) > 0)
+				session_fail(s, 504, TERM_UPSTREAM_TIMEOUT);
+			else
+				session_fail(s, 408, TERM_CLIENT_TIMEOUT);
 			return;
 		}
 		session_abort(s, TERM_BODY_TIMEOUT);

@@ -53,8 +53,12 @@ struct upconn *
 upstream_take_idle(struct worker *w, const struct config_server *srv,
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg)
 {
-	struct upconn *up = TAILQ_FIRST(&w->idle[srv->gindex]);
+	struct upconn *up;
 
+	/* A connection whose close was read but not yet reported is no use. */
+	while ((up = TAILQ_FIRST(&w->idle[srv->gindex])) != NULL &&
+	       (up->c->eof || up->c->failed))
+		upstream_free(up);
 	if (up == NULL)
 		return NULL;
 	idle_unlink(up);
@@ -103,14 +107,14 @@ upstream_release(struct upconn *up)
 	struct worker *w = up->w;
 	const struct config_server *srv = up->srv;
 
-	if (w->stopping || srv->pool->keepalive_max == 0) {
+	if (w->stopping || srv->pool->keepalive_max == 0 || up->c->eof || up->c->failed) {
 		upstream_free(up);
 		return;
 	}
 	up->uses++;
 	conn_setcb(up->c, idle_read_cb, NULL, idle_event_cb, up);
 	conn_read_enable(up->c);
-	event_base_gettimeofday_cached(w->base, &up->parked);
+	up->parked_us = util_now_us();
 	TAILQ_INSERT_HEAD(&w->idle[srv->gindex], up, link);
 	up->idle = true;
 	if (++w->nidle[srv->gindex] > srv->pool->keepalive_max)
@@ -131,16 +135,15 @@ upstream_close_idle(struct worker *w)
 void
 upstream_sweep(struct worker *w)
 {
-	struct timeval now;
-	unsigned ms = w->cfg->timeouts.upstream_idle_ms;
+	uint64_t now = util_now_us();
+	uint64_t idle_us = (uint64_t)w->cfg->timeouts.upstream_idle_ms * 1000;
 
-	event_base_gettimeofday_cached(w->base, &now);
 	for (size_t i = 0; i < w->cfg->nservers; i++) {
 		struct upconn *up;
 
 		/* Most recently parked first: the expired ones are at the tail. */
 		while ((up = TAILQ_LAST(&w->idle[i], upconn_list)) != NULL &&
-		       util_tv_ms(&up->parked, &now) >= (double)ms)
+		       now - up->parked_us >= idle_us)
 			upstream_free(up);
 	}
 }

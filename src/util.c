@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -13,6 +14,13 @@
 #include "util.h"
 
 static _Thread_local uint64_t rng[4];
+
+void
+util_assert_fail(const char *cond, const char *file, int line)
+{
+	fprintf(stderr, "sluice: assertion \"%s\" failed at %s:%d\n", cond, file, line);
+	abort();
+}
 
 char *
 util_addr_format(const struct sockaddr *sa, char *buf, size_t len, int with_port)

@@ -29,14 +29,42 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	session_accept(arg, fd, sa, (socklen_t)salen);
 }
 
+/*
+ * accept() failed (EMFILE, ENFILE, ENOBUFS...): the pending connection stays
+ * in the queue, so the listener would be readable again at once and the loop
+ * would spin. Pause accepting for a while; log once per pause.
+ */
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct worker *w = arg;
+	static const struct timeval pause = { .tv_sec = 0, .tv_usec = 100 * 1000 };
 
 	(void)l;
-	/* EMFILE and friends: libevent keeps the listener; say so once a burst. */
-	log_error("worker %u: accept() failed: %s", w->id, strerror(errno));
+	if (w->accept_paused)
+		return;
+	log_error("worker %u: accept() failed: %s; pausing accepts for 100 ms", w->id,
+		strerror(errno));
+	w->accept_paused = true;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i] != NULL)
+			evconnlistener_disable(w->listeners[i]);
+	evtimer_add(w->accept_ev, &pause);
+}
+
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->accept_paused = false;
+	if (w->stopping)
+		return;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i] != NULL)
+			evconnlistener_enable(w->listeners[i]);
 }
 
 static void
@@ -45,6 +73,7 @@ worker_maybe_exit(struct worker *w)
 	if (w->stopping && w->nsessions == 0) {
 		upstream_close_idle(w);
 		event_del(w->sweep_ev);
+		event_del(w->accept_ev);
 		event_base_loopexit(w->base, NULL);
 	}
 }
@@ -95,14 +124,21 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct session *s, *next;
 	struct timeval tv;
-	char c;
+	char buf[16];
+	ssize_t n;
+	bool force = false;
 	unsigned ms = w->cfg->timeouts.shutdown_ms;
 
 	(void)what;
-	while (read(fd, &c, 1) < 0 && errno == EINTR)
-		;
-	if (w->stopping)
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		for (ssize_t i = 0; i < n; i++)
+			force |= buf[i] == 'f';
+	if (w->stopping) {
+		/* A second signal: do not wait for shutdown_timeout. */
+		if (force)
+			event_active(w->grace_ev, EV_TIMEOUT, 0);
 		return;
+	}
 	w->stopping = true;
 	for (size_t i = 0; i < w->nlisteners; i++) {
 		evconnlistener_free(w->listeners[i]);
@@ -117,6 +153,8 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(w->grace_ev, &tv);
+	if (force)
+		event_active(w->grace_ev, EV_TIMEOUT, 0);
 	worker_maybe_exit(w);
 }
 
@@ -170,6 +208,8 @@ worker_free(struct worker *w)
 		event_free(w->reap_ev);
 	if (w->sweep_ev != NULL)
 		event_free(w->sweep_ev);
+	if (w->accept_ev != NULL)
+		event_free(w->accept_ev);
 	if (w->notify[0] >= 0)
 		close(w->notify[0]);
 	if (w->notify[1] >= 0)
@@ -193,6 +233,7 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 		goto fail_fds;
 	w->id = id;
 	w->notify[0] = w->notify[1] = -1;
+	w->done_fd = -1;
 	w->cfg = config_ref(cfg);
 	TAILQ_INIT(&w->sessions);
 	TAILQ_INIT(&w->dead);
@@ -212,8 +253,9 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 	w->grace_ev = evtimer_new(w->base, grace_cb, w);
 	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
 	w->sweep_ev = event_new(w->base, -1, EV_PERSIST, sweep_cb, w);
+	w->accept_ev = evtimer_new(w->base, accept_resume_cb, w);
 	if (w->stop_ev == NULL || w->grace_ev == NULL || w->reap_ev == NULL ||
-	    w->sweep_ev == NULL || event_add(w->stop_ev, NULL) < 0 ||
+	    w->sweep_ev == NULL || w->accept_ev == NULL || event_add(w->stop_ev, NULL) < 0 ||
 	    event_add(w->sweep_ev, &sweep_interval) < 0)
 		goto fail;
 	for (i = 0; i < cfg->nlisteners; i++) {
@@ -245,6 +287,12 @@ worker_main(void *arg)
 	if (util_rand_seed() < 0)
 		log_warn("worker %u: getrandom() failed: %s", w->id, strerror(errno));
 	event_base_dispatch(w->base);
+	/* Tell the main thread; it exits once every worker has. */
+	if (w->done_fd >= 0) {
+		char c = 'd';
+		while (write(w->done_fd, &c, 1) < 0 && errno == EINTR)
+			;
+	}
 	return NULL;
 }
 
@@ -258,9 +306,9 @@ worker_start(struct worker *w)
 }
 
 void
-worker_stop(struct worker *w)
+worker_stop(struct worker *w, bool force)
 {
-	char c = 's';
+	char c = force ? 'f' : 's';
 
 	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
 		;
@@ -277,6 +325,8 @@ worker_join_free(struct worker *w)
 void
 worker_defer_free(struct worker *w, struct session *s)
 {
+	UTIL_ASSERT(s->dead);
+	UTIL_ASSERT(w->nsessions > 0);
 	TAILQ_REMOVE(&w->sessions, s, link);
 	TAILQ_INSERT_TAIL(&w->dead, s, link);
 	w->nsessions--;

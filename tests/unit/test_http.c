@@ -1331,6 +1331,51 @@ static void test_chunked_zero_copy(void **state)
 	evbuffer_free(dst);
 }
 
+/* Where a request goes: origin-form, absolute-form, "*", and refusals. */
+static void test_request_target(void **state)
+{
+	struct http_head h;
+	struct http_target t;
+
+	(void)state;
+	assert_int_equal(req(&h, "GET /a?b HTTP/1.1\r\nHost: x.example:8080\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_OK);
+	assert_false(t.absolute);
+	assert_true(span_is(t.host, t.host_len, "x.example:8080"));
+	assert_true(span_is(t.path, t.path_len, "/a?b"));
+
+	assert_int_equal(req(&h, "GET http://Pub.example/admin?x=1 HTTP/1.1\r\n"
+		"Host: other.example\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_OK);
+	assert_true(t.absolute);
+	assert_true(span_is(t.host, t.host_len, "Pub.example"));
+	assert_true(span_is(t.path, t.path_len, "/admin?x=1"));
+
+	assert_int_equal(req(&h, "GET https://h.example HTTP/1.1\r\nHost: h.example\r\n\r\n"),
+		HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_OK);
+	assert_true(t.absolute);
+	assert_true(span_is(t.path, t.path_len, "/"));
+
+	assert_int_equal(req(&h, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_OK);
+	assert_false(t.absolute);
+	assert_true(span_is(t.path, t.path_len, "/"));
+
+	/* Refused: sluice is not a forward proxy. */
+	assert_int_equal(req(&h, "CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n"),
+		HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_NOT_IMPLEMENTED);
+	/* Authority-form with another method is malformed already. */
+	assert_int_equal(req(&h, "GET h.example:443 HTTP/1.1\r\nHost: h.example\r\n\r\n"), HTTP_BAD);
+	assert_int_equal(req(&h, "GET ftp://h.example/x HTTP/1.1\r\nHost: h.example\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_BAD);
+	assert_int_equal(req(&h, "GET http://h.example?q HTTP/1.1\r\nHost: h.example\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_BAD);
+	assert_int_equal(req(&h, "GET http://u@h.example/ HTTP/1.1\r\nHost: h.example\r\n\r\n"), HTTP_OK);
+	assert_int_equal(http_request_target(&h, &t), HTTP_BAD);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1404,6 +1449,7 @@ int main(void)
 		cmocka_unit_test(test_chunked_trailer_too_large),
 		cmocka_unit_test(test_chunked_dechunk_drops_trailers),
 		cmocka_unit_test(test_chunked_zero_copy),
+		cmocka_unit_test(test_request_target),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
