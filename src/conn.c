@@ -280,6 +280,12 @@ report_error(struct conn *c)
 	if (c->error_reported)
 		return;
 	c->error_reported = true;
+	/* A failed socket stays writable (or in error) for ever: watching it
+	 * would spin the loop until the owner frees the conn. */
+	if (c->wev_added) {
+		event_del(&c->wev);
+		c->wev_added = false;
+	}
 	conn_update_read(c);
 	if (c->eventcb != NULL)
 		c->eventcb(c, CONN_ERROR, c->arg);
