@@ -2,7 +2,8 @@
 # contrib/quickstart.sh: from a fresh Debian 12 machine (as root) to a running
 # demo or a full test run. Installs what is missing, builds out of tree in
 # build/ (and build-asan/ for the sanitizer build), then:
-#   run    two demo backends on 3001 and 3002 behind sluice on :8080
+#   run    the demo: three Socket.io chat servers (contrib/demo/chat) on
+#          3001-3003 behind sluice on :8080, with conf/sluice.conf
 #   check  "make check" in a normal build, then in an ASan+UBSan debug build
 set -euo pipefail
 
@@ -27,8 +28,9 @@ die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
 usage() {
 	cat >&2 <<EOF
 usage: $0 run|check
-  run    install dependencies, build, start two demo backends and sluice
-         on http://localhost:8080/ until Ctrl-C
+  run    install dependencies, build, start three demo chat servers
+         (a:3001 v1, b:3002 v1, c:3003 v2) and sluice on
+         http://localhost:8080/ until Ctrl-C
   check  install dependencies, build, run "make check" in a normal build and
          in a sanitizer build (build-asan/); exits non-zero on any failure
 EOF
@@ -116,7 +118,15 @@ install_deps() {
 
 # npm packages for the integration tests, only when package.json asks for any.
 install_npm_deps() {
-	local dir=$top/tests/integration
+	npm_deps_in "$top/tests/integration"
+}
+
+# npm_deps_in DIR: "npm ci" in DIR when its package.json lists dependencies,
+# unless node_modules was installed from this very package-lock.json (a
+# checksum stamp that npm ci's fresh node_modules does not have: file times
+# are no guide after a checkout).
+npm_deps_in() {
+	local dir=$1
 	[ -f "$dir/package.json" ] || return 0
 	local ndeps
 	ndeps=$(node -e '
@@ -126,14 +136,16 @@ install_npm_deps() {
 	[ "$ndeps" -gt 0 ] || return 0
 	command -v npm >/dev/null 2>&1 || apt_install npm
 	if [ -f "$dir/package-lock.json" ]; then
-		if [ -f "$dir/node_modules/.package-lock.json" ] &&
-			[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		local stamp=$dir/node_modules/.quickstart-lock.sha256 sum
+		sum=$(sha256sum <"$dir/package-lock.json")
+		if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
 			return 0
 		fi
-		say "npm ci in tests/integration"
-		(cd "$dir" && npm ci --no-audit --no-fund)
+		say "npm ci in ${dir#"$top"/}"
+		(cd "$dir" && npm ci --no-audit --no-fund) || return 1
+		printf '%s\n' "$sum" >"$stamp"
 	else
-		say "npm install in tests/integration (no package-lock.json)"
+		say "npm install in ${dir#"$top"/} (no package-lock.json)"
 		(cd "$dir" && npm install --no-audit --no-fund)
 	fi
 }
@@ -174,7 +186,18 @@ main_builddir() {
 
 pids=()
 stop_started() {
-	local pid
+	local pid i alive
+	# Ctrl-C already sent SIGINT to the whole foreground group: give what
+	# we started 3 s to stop gracefully on its own, since a second signal
+	# tells sluice to cut its remaining connections.
+	for ((i = 0; i < 30; i++)); do
+		alive=0
+		for pid in "${pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		[ "$alive" = 0 ] && break
+		sleep 0.1
+	done
 	for pid in "${pids[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -198,16 +221,25 @@ wait_http() {
 	return 1
 }
 
+# The demo chat instances: NAME PORT VERSION. c runs another version, to
+# show on the page which version answered.
+demo_servers=(
+	"a 3001 v1"
+	"b 3002 v1"
+	"c 3003 v2"
+)
+
 cmd_run() {
 	install_deps
+	npm_deps_in "$top/contrib/demo"
 	local b
 	b=$(main_builddir)
 	build_in "$b"
 	local conf=$top/conf/sluice.conf
 	[ -f "$conf" ] || die "$conf not found"
 
-	local port
-	for port in 3001 3002 8080; do
+	local s name port version
+	for port in 3001 3002 3003 8080; do
 		if port_busy "$port"; then
 			die "port $port is already in use"
 		fi
@@ -217,10 +249,15 @@ cmd_run() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	node "$top/contrib/demo/backend.js" a 3001 & pids+=($!)
-	node "$top/contrib/demo/backend.js" b 3002 & pids+=($!)
-	wait_http http://127.0.0.1:3001/health 10 || die "backend a did not start"
-	wait_http http://127.0.0.1:3002/health 10 || die "backend b did not start"
+	for s in "${demo_servers[@]}"; do
+		read -r name port version <<<"$s"
+		node "$top/contrib/demo/chat/server.js" "$name" "$port" "$version" & pids+=($!)
+	done
+	for s in "${demo_servers[@]}"; do
+		read -r name port version <<<"$s"
+		wait_http "http://127.0.0.1:$port/health" 10 ||
+			die "demo chat server $name did not start on :$port"
+	done
 
 	"$b/sluice" -t -c "$conf" || die "$conf does not pass 'sluice -t'"
 	"$b/sluice" -c "$conf" & pids+=($!)
@@ -229,12 +266,18 @@ cmd_run() {
 		kill -0 "$sluice_pid" 2>/dev/null || die "sluice exited at start"
 		die "sluice does not answer on :8080"
 	fi
+	# The chat needs the Socket.io path too, not only the page.
+	wait_http "http://127.0.0.1:8080/socket.io/socket.io.js" 5 ||
+		die "sluice does not pass /socket.io/ on to the chat servers"
 
 	cat <<EOF
 
-  sluice is running: open http://localhost:8080/
-  (backends a on :3001 and b on :3002; reload to see both answer)
-  Ctrl-C stops sluice and both backends.
+  sluice is running: open http://localhost:8080/ in two or more browser tabs.
+  Chat servers a (:3001, v1), b (:3002, v1) and c (:3003, v2); each page
+  shows which server and version served it and which one holds its
+  Socket.io connection. The servers have no adapter: a message reaches the
+  tabs connected to the same server only.
+  Ctrl-C stops sluice and the three chat servers.
 
 EOF
 	# Returns when sluice exits or a signal arrives; the traps clean up.

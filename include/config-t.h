@@ -8,6 +8,7 @@
 #define SLUICE_CONFIG_T_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -21,12 +22,14 @@ struct config_timeouts {
 	unsigned body_idle_ms;		/* no progress while a body streams */
 	unsigned upstream_idle_ms;	/* idle keep-alive upstream connection lifetime */
 	unsigned shutdown_ms;		/* grace for in-flight exchanges on SIGTERM */
+	unsigned tunnel_idle_ms;	/* WebSocket tunnel with no byte either way */
 };
 
 struct config_limits {
 	size_t max_header_size;		/* whole request head, request line included */
 	unsigned max_headers;		/* header fields in one head */
 	size_t max_uri;			/* request-target length */
+	uint64_t ws_max_message;	/* WebSocket message, all fragments; over it: close 1009 */
 };
 
 struct config_listener {
@@ -46,6 +49,7 @@ struct config_server {
 	unsigned index;			/* position within its pool */
 	unsigned gindex;		/* position among all servers of the generation */
 	struct config_pool *pool;	/* back pointer */
+	char sticky_token[23];		/* cookie value naming it (pool_attach; sticky.h) */
 };
 
 struct config_pool {
@@ -57,6 +61,10 @@ struct config_pool {
 	unsigned index;			/* position among the generation's pools */
 	struct pool *rt;		/* runtime state (balancer), set by pool_attach() */
 };
+
+/* Route stickiness, a bit set: cookie is tried first, then the sid. */
+#define CONFIG_STICKY_COOKIE	0x1u
+#define CONFIG_STICKY_SOCKETIO	0x2u
 
 enum config_host_kind {
 	CONFIG_HOST_ANY = 0,		/* "*" */
@@ -74,6 +82,8 @@ struct config_route {
 	size_t host_len;		/* strlen(host) */
 	char *pool_name;		/* as written; pool is what it names */
 	unsigned index;			/* position in the file; routes[] is in match order */
+	unsigned sticky;		/* CONFIG_STICKY_* bits; 0: off */
+	char *sticky_cookie;		/* cookie name for CONFIG_STICKY_COOKIE */
 };
 
 enum config_log_level {
@@ -98,6 +108,11 @@ struct config {
 	struct config_limits limits;
 	char *access_log;		/* NULL: off; "-": stdout; otherwise a file path */
 	enum config_log_level log_level;
+	/* HMAC key for sticky cookies: from sticky_key, or random per process
+	 * (sticky_key_random) when the file sets none. */
+	unsigned char *sticky_key;
+	size_t sticky_key_len;
+	bool sticky_key_random;
 	/* Called by the last config_unref() before anything is freed, to
 	 * release runtime state attached to the generation (pool_detach). */
 	void (*on_free)(struct config *cfg);

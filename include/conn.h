@@ -50,6 +50,7 @@ struct conn {
 	conn_event_cb eventcb;
 	void *arg;
 	size_t read_hwm;		/* reading pauses while c->in holds this much */
+	unsigned read_chunk;		/* bytes asked per readv(); adapts (conn.c) */
 	size_t write_low;
 	struct timeval read_timeout;
 	bool has_read_timeout;

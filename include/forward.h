@@ -22,6 +22,14 @@ int forward_build_request(struct session *s, const struct http_head *h,
 		const struct http_target *t)
 	__attribute__((warn_unused_result));
 
+/*
+ * For a route with stickiness: find the server the request's cookie or
+ * Engine.IO sid names (ex.sticky_server), and note whether the answer must
+ * set the cookie or teach us a sid.
+ */
+void forward_sticky_lookup(struct session *s, const struct http_head *h,
+		const struct http_target *t);
+
 /* Pick a server and connect (or reuse an idle connection), then send. */
 void forward_start(struct session *s);
 

@@ -14,7 +14,10 @@
 #include <sys/time.h>
 #include <sys/queue.h>
 
+#include <event2/event_struct.h>
+
 #include "http.h"
+#include "tunnel.h"
 #include "util.h"
 
 struct worker;
@@ -33,6 +36,7 @@ enum session_phase {
 	PHASE_REQUEST,		/* sending the request body */
 	PHASE_RESPONSE_HEAD,	/* waiting for the response head */
 	PHASE_RESPONSE_BODY,	/* relaying the response body */
+	PHASE_TUNNEL,		/* relaying WebSocket frames after 101 */
 	PHASE_DONE,
 };
 
@@ -54,6 +58,9 @@ enum session_term {
 	TERM_BODY_TIMEOUT,
 	TERM_SHUTDOWN,
 	TERM_INTERNAL,
+	TERM_TUNNEL_IDLE,
+	TERM_WS_PROTOCOL,	/* a frame broke RFC 6455: close 1002 */
+	TERM_WS_TOO_BIG,	/* a message over ws_max_message: close 1009 */
 };
 
 /* Which deadline the session timer stands for. */
@@ -64,6 +71,7 @@ enum session_timer {
 	TIMER_CONNECT,
 	TIMER_RESPONSE_HEADER,
 	TIMER_BODY_IDLE,
+	TIMER_TUNNEL_IDLE,
 };
 
 #define SESSION_MAX_TRIED 16
@@ -89,6 +97,18 @@ struct exchange {
 	unsigned ntried;
 	bool retried_reuse;		/* already retried once after a stale idle connection */
 	bool up_eof;			/* the server closed its side */
+	bool ws_upgrade;		/* a valid WebSocket upgrade request */
+	bool tunnel;			/* 101 came: relaying frames */
+	struct ws_dir c2s;		/* client to server frames */
+	struct ws_dir s2c;
+	bool ws_closing;		/* close frames sent after a violation */
+	enum session_term ws_close_term;
+	/* Stickiness: the server the request's cookie or sid names, whether
+	 * the answer must set the cookie, and whether to learn a sid from it. */
+	const struct config_server *sticky_server;
+	bool set_cookie;
+	bool learn_sid_poll;
+	bool learn_sid_ws;
 	struct upconn *up;
 	struct evbuffer *head_out;	/* request head for the server, kept for retries */
 	struct http_body_state req_body;
@@ -114,10 +134,9 @@ struct session {
 	struct config *cfg;		/* the generation it was accepted under */
 	uint64_t id;
 	struct conn *c;			/* the client connection */
-	char addr[UTIL_ADDR_LEN];	/* "ip:port" */
-	char ip[UTIL_ADDR_LEN];		/* "ip" for X-Forwarded-For */
+	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port" */
 	size_t scan;			/* http_head_find progress */
-	struct event *timer;
+	struct event timer;		/* embedded: one allocation less per session */
 	enum session_timer timer_kind;
 	uint64_t progress_us;		/* last body progress (util_now_us), for body_idle */
 	bool closing;			/* flushing the last bytes, then freed */
@@ -157,7 +176,16 @@ void session_drain(struct session *s);
 /* Free a session queued by worker_defer_free. */
 void session_free(struct session *s);
 
-/* Progress mark for body_idle: time from the loop's cached clock. */
+/*
+ * End a WebSocket tunnel: log it with term, close the server side now and
+ * the client side once its output is flushed (lingering if asked).
+ */
+void session_end_tunnel(struct session *s, enum session_term term, bool linger);
+
+/* Re-arm the session timer for ms more, keeping its kind. */
+void session_timer_rearm(struct session *s, unsigned ms);
+
+/* Progress mark for body_idle and tunnel_idle (monotonic clock). */
 void session_progress(struct session *s);
 
 /* Client side read handling, also called by forward.c after an exchange. */

@@ -20,6 +20,7 @@ struct evconnlistener;
 struct session;
 struct upconn;
 struct http_header;
+struct sid_store;
 
 TAILQ_HEAD(session_list, session);
 TAILQ_HEAD(upconn_list, upconn);
@@ -49,6 +50,7 @@ struct worker {
 	unsigned *nidle;
 	struct upconn_list idle_dead;		/* closed connections to free */
 	struct http_header *hdrs;		/* scratch for parsing heads */
+	struct sid_store *sids;			/* Engine.IO sid table, shared; not owned */
 	unsigned nhdrs;
 };
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <confuse.h>
@@ -26,6 +27,8 @@
 #define MAX_FILE_SIZE	(16u << 20)
 #define MAX_NAME_LEN	64
 #define MAX_HOST_LEN	253
+#define MAX_COOKIE_NAME	64
+#define STICKY_KEY_RANDOM_LEN	32
 
 /* ------------------------------------------------------------------ tables */
 
@@ -35,12 +38,17 @@ enum opt_type {
 	OPT_INT,		/* int, bounded */
 	OPT_DURATION,		/* unsigned milliseconds, bounded */
 	OPT_SIZE,		/* size_t bytes, bounded */
+	OPT_SIZE64,		/* uint64_t bytes, bounded */
 	OPT_LOG_LEVEL,		/* enum config_log_level */
 	OPT_LOG_TARGET,		/* char *: NULL for "off" */
 	OPT_ADDRESS,		/* char * as written, sockaddr at aux, socklen_t at aux2 */
 	OPT_HOST,		/* char * pattern, enum config_host_kind at aux, size_t len at aux2 */
 	OPT_PATH,		/* char * prefix, size_t length at aux */
 	OPT_REF,		/* char * name of another object, resolved after parsing */
+	OPT_STICKY,		/* unsigned CONFIG_STICKY_* bits */
+	OPT_COOKIE_NAME,	/* char *, an RFC 6265 cookie-name token */
+	OPT_SECRET,		/* unsigned char * bytes, size_t length at aux; min..max bytes;
+				 * never echoed in an error message */
 };
 
 static const char *const type_names[] = {
@@ -49,12 +57,16 @@ static const char *const type_names[] = {
 	[OPT_INT] = "integer",
 	[OPT_DURATION] = "duration",
 	[OPT_SIZE] = "size",
+	[OPT_SIZE64] = "size",
 	[OPT_LOG_LEVEL] = "log level",
 	[OPT_LOG_TARGET] = "log target",
 	[OPT_ADDRESS] = "address",
 	[OPT_HOST] = "host pattern",
 	[OPT_PATH] = "path prefix",
 	[OPT_REF] = "name",
+	[OPT_STICKY] = "sticky mode",
+	[OPT_COOKIE_NAME] = "cookie name",
+	[OPT_SECRET] = "secret",
 };
 
 #define OPT_REQUIRED	0x1	/* no default: the file must set it */
@@ -112,6 +124,10 @@ static const struct opt_def timeouts_opts[] = {
 		"no progress while a body streams"),
 	DURATION("upstream_idle", upstream_idle_ms, "60s",
 		"an idle upstream keep-alive connection is closed after this"),
+	/* Above Socket.io's default pingInterval + pingTimeout (25s + 20s),
+	 * so that a live but quiet session is never cut by the proxy. */
+	DURATION("tunnel_idle", tunnel_idle_ms, "120s",
+		"a WebSocket tunnel with no byte either way for this long is closed"),
 };
 
 static const struct section_def timeouts_section = {
@@ -129,6 +145,9 @@ static const struct opt_def limits_opts[] = {
 	{ .name = "max_uri", .type = OPT_SIZE, .def = "8k", .min = 64, .max = 1 << 20,
 	  .off = offsetof(struct config_limits, max_uri),
 	  .help = "request-target length, below max_header_size; over it: 414" },
+	{ .name = "ws_max_message", .type = OPT_SIZE64, .def = "64m", .min = 1024, .max = 4ULL << 30,
+	  .off = offsetof(struct config_limits, ws_max_message),
+	  .help = "a WebSocket message, all fragments together; over it: close 1009" },
 };
 
 static const struct section_def limits_section = {
@@ -205,6 +224,12 @@ static const struct opt_def route_opts[] = {
 	{ .name = "pool", .type = OPT_REF, .flags = OPT_REQUIRED,
 	  .off = offsetof(struct config_route, pool_name),
 	  .help = "the pool that serves the matching requests" },
+	{ .name = "sticky", .type = OPT_STICKY, .def = "off",
+	  .off = offsetof(struct config_route, sticky),
+	  .help = "keep a client on one server: off, cookie, socketio, or \"cookie socketio\" for both" },
+	{ .name = "sticky_cookie", .type = OPT_COOKIE_NAME, .def = "sluice",
+	  .off = offsetof(struct config_route, sticky_cookie),
+	  .help = "name of the cookie that sticky = cookie sets; an RFC 6265 token" },
 };
 
 static const struct section_def route_section = {
@@ -227,6 +252,11 @@ static const struct opt_def root_opts[] = {
 	{ .name = "shutdown_timeout", .type = OPT_DURATION, .def = "30s", .min = 1, .max = MS_PER_DAY,
 	  .off = offsetof(struct config, timeouts.shutdown_ms),
 	  .help = "grace for in-flight exchanges on SIGTERM" },
+	/* No default on purpose: a key written in a shipped file would be
+	 * known to everyone; without one, build() draws a random one. */
+	{ .name = "sticky_key", .type = OPT_SECRET, .min = 16, .max = 1024,
+	  .off = offsetof(struct config, sticky_key), .aux = offsetof(struct config, sticky_key_len),
+	  .help = "HMAC key that signs sticky cookies, 16 to 1024 bytes; a secret, best set from ${VAR}" },
 	{ .name = "listener", .type = OPT_SECTION, .min = 1, .sub = &listener_section,
 	  .off = offsetof(struct config, listeners), .aux = offsetof(struct config, nlisteners),
 	  .help = "a listening socket; one or more" },
@@ -241,7 +271,7 @@ static const struct opt_def root_opts[] = {
 	  .help = "how long each phase of an exchange may take" },
 	{ .name = "limits", .type = OPT_SECTION, .sub = &limits_section,
 	  .off = offsetof(struct config, limits),
-	  .help = "bounds on a request head" },
+	  .help = "bounds on a request head and on WebSocket messages" },
 };
 
 static const struct section_def root_section = {
@@ -407,7 +437,7 @@ format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
 {
 	if (type == OPT_DURATION)
 		format_duration(n, buf, len);
-	else if (type == OPT_SIZE)
+	else if (type == OPT_SIZE || type == OPT_SIZE64)
 		format_size(n, buf, len);
 	else
 		snprintf(buf, len, "%llu", n);
@@ -417,7 +447,7 @@ static bool
 has_bounds(const struct opt_def *d)
 {
 	return d->type == OPT_UINT || d->type == OPT_INT || d->type == OPT_DURATION ||
-		d->type == OPT_SIZE;
+		d->type == OPT_SIZE || d->type == OPT_SIZE64;
 }
 
 static void
@@ -509,8 +539,9 @@ config_parse_duration(const char *s, unsigned *ms)
 	return 0;
 }
 
-int
-config_parse_size(const char *s, size_t *bytes)
+/* A size as config_parse_size() reads it, in 64 bits whatever size_t is. */
+static int
+parse_size64(const char *s, uint64_t *bytes)
 {
 	unsigned long long n;
 	unsigned shift;
@@ -535,10 +566,65 @@ config_parse_size(const char *s, size_t *bytes)
 	}
 	if (*s != '\0' && s[1] != '\0')
 		return -1;
-	if (n > (unsigned long long)SIZE_MAX >> shift)
+	if (n > UINT64_MAX >> shift)
 		return -1;
-	*bytes = (size_t)(n << shift);
+	*bytes = (uint64_t)n << shift;
 	return 0;
+}
+
+int
+config_parse_size(const char *s, size_t *bytes)
+{
+	uint64_t n;
+
+	if (parse_size64(s, &n) < 0 || n > SIZE_MAX)
+		return -1;
+	*bytes = (size_t)n;
+	return 0;
+}
+
+/*
+ * A route's sticky modes: "off", or "cookie" and/or "socketio" separated by
+ * spaces or commas, in any order.
+ */
+static int
+parse_sticky(const char *s, unsigned *bits)
+{
+	static const char sep[] = " \t,";
+	bool off = false;
+	unsigned b = 0;
+
+	for (s += strspn(s, sep); *s != '\0'; s += strspn(s, sep)) {
+		size_t n = strcspn(s, sep);
+
+		if (n == 3 && memcmp(s, "off", 3) == 0)
+			off = true;
+		else if (n == 6 && memcmp(s, "cookie", 6) == 0)
+			b |= CONFIG_STICKY_COOKIE;
+		else if (n == 8 && memcmp(s, "socketio", 8) == 0)
+			b |= CONFIG_STICKY_SOCKETIO;
+		else
+			return -1;
+		s += n;
+	}
+	/* "off" means nothing else; nothing at all is not "off" either. */
+	if (off == (b != 0))
+		return -1;
+	*bits = b;
+	return 0;
+}
+
+/* RFC 6265 cookie-name: an RFC 2616 token (no controls, spaces or separators). */
+static bool
+cookie_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?={}", s[n]) != NULL)
+			return false;
+	return n >= 1 && n <= MAX_COOKIE_NAME;
 }
 
 /* Like config_parse_address(), saying in why what is wrong. */
@@ -683,6 +769,16 @@ opt_convert(const struct opt_def *d, const char *text, struct opt_value *v,
 		v->n = n;
 		break;
 	}
+	case OPT_SIZE64: {
+		uint64_t n;
+
+		if (parse_size64(text, &n) < 0) {
+			snprintf(why, whylen, "expected a size such as 512, 16k or 1m");
+			return -1;
+		}
+		v->n = n;
+		break;
+	}
 	case OPT_LOG_LEVEL:
 		for (size_t i = 0; i < ARRAY_LEN(log_level_names); i++)
 			if (strcmp(text, log_level_names[i]) == 0) {
@@ -742,6 +838,38 @@ opt_convert(const struct opt_def *d, const char *text, struct opt_value *v,
 		}
 		v->s = xstrdup(text);
 		return 0;
+	case OPT_STICKY: {
+		unsigned bits;
+
+		if (parse_sticky(text, &bits) < 0) {
+			snprintf(why, whylen, "expected off, cookie, socketio or \"cookie socketio\"");
+			return -1;
+		}
+		v->n = bits;
+		return 0;
+	}
+	case OPT_COOKIE_NAME:
+		if (!cookie_name_ok(text)) {
+			snprintf(why, whylen, "expected a cookie name of 1 to 64 letters, digits "
+				"or any of !#$%%&'*+-.^_`|~");
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_SECRET:
+		/* why is the whole message here: the caller must not quote
+		 * the value, which is the secret. */
+		v->n = strlen(text);
+		if (v->n < d->min) {
+			snprintf(why, whylen, "%s must be at least %llu bytes", d->name, d->min);
+			return -1;
+		}
+		if (v->n > d->max) {
+			snprintf(why, whylen, "%s must be at most %llu bytes", d->name, d->max);
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
 	case OPT_SECTION:
 		break;
 	}
@@ -770,6 +898,16 @@ opt_store(const struct opt_def *d, struct opt_value *v, void *obj)
 	case OPT_SIZE:
 		*(size_t *)(base + d->off) = (size_t)v->n;
 		break;
+	case OPT_SIZE64:
+		*(uint64_t *)(base + d->off) = (uint64_t)v->n;
+		break;
+	case OPT_STICKY:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_SECRET:
+		*(unsigned char **)(base + d->off) = (unsigned char *)v->s;
+		*(size_t *)(base + d->aux) = (size_t)v->n;
+		break;
 	case OPT_LOG_LEVEL:
 		*(enum config_log_level *)(base + d->off) = (enum config_log_level)v->n;
 		break;
@@ -789,6 +927,7 @@ opt_store(const struct opt_def *d, struct opt_value *v, void *obj)
 		break;
 	case OPT_LOG_TARGET:
 	case OPT_REF:
+	case OPT_COOKIE_NAME:
 		*(char **)(base + d->off) = v->s;
 		break;
 	case OPT_SECTION:
@@ -1219,9 +1358,14 @@ on_option(cfg_t *sec, cfg_opt_t *opt)
 	ld->opts = xrealloc(ld->opts, ld->nopts + 1, sizeof(*ld->opts));
 	ld->opts[ld->nopts++] = (struct opt_rec){ .sec = sec, .name = d->name, .line = sec->line };
 	if (opt_convert(d, text, &v, why, sizeof(why)) < 0) {
-		load_error(ld, sec->line, sec, "invalid %s \"%s\" (%s)", d->name, text, why);
+		if (d->type == OPT_SECRET)
+			load_error(ld, sec->line, sec, "%s", why);
+		else
+			load_error(ld, sec->line, sec, "invalid %s \"%s\" (%s)", d->name, text, why);
 		return -1;
 	}
+	if (d->type == OPT_SECRET && v.s != NULL)
+		explicit_bzero(v.s, v.n);
 	free(v.s);
 	return 0;
 }
@@ -1375,8 +1519,11 @@ build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *o
 		if (opt_convert(d, text, &v, why, sizeof(why)) < 0) {
 			/* Values were checked while parsing: only a bad
 			 * default in the tables can get here. */
-			load_error(ld, where(ld, sec, d->name), sec, "invalid %s \"%s\" (%s)",
-				d->name, text, why);
+			if (d->type == OPT_SECRET)
+				load_error(ld, where(ld, sec, d->name), sec, "%s", why);
+			else
+				load_error(ld, where(ld, sec, d->name), sec, "invalid %s \"%s\" (%s)",
+					d->name, text, why);
 			return -1;
 		}
 		opt_store(d, &v, obj);
@@ -1488,6 +1635,55 @@ link_routes(struct load *ld, struct config *cfg)
 	return 0;
 }
 
+/* Fill buf from the kernel's CSPRNG; 0 or -1 with errno set. */
+static int
+random_bytes(unsigned char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t got = getrandom(buf, len, 0);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		buf += got;
+		len -= (size_t)got;
+	}
+	return 0;
+}
+
+/*
+ * Cookie stickiness without a sticky_key: sign with a random key. It is
+ * drawn once per process and reused by every later load, so that a reload
+ * does not invalidate the cookies clients hold; a restart does, and so does
+ * running several replicas, which is why main.c warns about it.
+ */
+static int
+fill_sticky_key(struct load *ld, struct config *cfg)
+{
+	static unsigned char process_key[STICKY_KEY_RANDOM_LEN];
+	static bool process_key_set;	/* loading is main-thread only */
+	bool cookies = false;
+
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		cookies |= (cfg->routes[i].sticky & CONFIG_STICKY_COOKIE) != 0;
+	if (cfg->sticky_key != NULL || !cookies)
+		return 0;
+	if (!process_key_set) {
+		if (random_bytes(process_key, sizeof(process_key)) < 0) {
+			load_error(ld, 0, NULL, "getrandom() failed for the sticky cookie key: %s",
+				strerror(errno));
+			return -1;
+		}
+		process_key_set = true;
+	}
+	cfg->sticky_key = xcalloc(1, sizeof(process_key));
+	memcpy(cfg->sticky_key, process_key, sizeof(process_key));
+	cfg->sticky_key_len = sizeof(process_key);
+	cfg->sticky_key_random = true;
+	return 0;
+}
+
 static void
 config_destroy(struct config *cfg)
 {
@@ -1512,8 +1708,12 @@ config_destroy(struct config *cfg)
 		free(cfg->routes[i].host);
 		free(cfg->routes[i].path);
 		free(cfg->routes[i].pool_name);
+		free(cfg->routes[i].sticky_cookie);
 	}
 	free(cfg->routes);
+	if (cfg->sticky_key != NULL)
+		explicit_bzero(cfg->sticky_key, cfg->sticky_key_len);
+	free(cfg->sticky_key);
 	free(cfg->access_log);
 	free(cfg->file);
 	free(cfg);
@@ -1529,7 +1729,8 @@ build(struct load *ld)
 	if (check_section(ld, ld->root, &root_section, 0) < 0 ||
 	    build_section(ld, ld->root, &root_section, cfg) < 0 ||
 	    link_listeners(ld, cfg) < 0 ||
-	    link_routes(ld, cfg) < 0) {
+	    link_routes(ld, cfg) < 0 ||
+	    fill_sticky_key(ld, cfg) < 0) {
 		config_destroy(cfg);
 		return NULL;
 	}
@@ -1650,6 +1851,9 @@ load_free(struct load *ld)
 	free(ld->closes);
 	free(ld->secs);
 	free(ld->opts);
+	/* The file may hold sticky_key. */
+	if (ld->buf != NULL)
+		explicit_bzero(ld->buf, ld->len);
 	free(ld->buf);
 }
 
@@ -1811,6 +2015,9 @@ foreach_in(const struct section_def *sd, config_directive_fn fn, void *arg)
 			cd.bounds = bounds;
 		} else if (d->type == OPT_SECTION && d->min > 0) {
 			snprintf(bounds, sizeof(bounds), "at least %llu", d->min);
+			cd.bounds = bounds;
+		} else if (d->type == OPT_SECRET) {
+			snprintf(bounds, sizeof(bounds), "%llu..%llu bytes", d->min, d->max);
 			cd.bounds = bounds;
 		}
 		fn(&cd, arg);

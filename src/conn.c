@@ -19,9 +19,18 @@
 #include "conn.h"
 #include "util.h"
 
-/* Bytes asked of the kernel per readv(), and at most per readiness event so
- * that one busy peer does not starve the others on the loop. */
-#define CONN_READ_CHUNK (16 * 1024)
+/*
+ * Bytes asked of the kernel per readv(): the size adapts between the two
+ * bounds, doubling after a read that filled it and halving after one that
+ * used little. Small peers (heads, chat messages, idle WebSockets) then cost
+ * small evbuffer chains, and a bulk transfer still reads 64 KiB at a time.
+ * evbuffer rounds a chain up to a power of two including its own header,
+ * hence the 64 bytes left for it.
+ */
+#define CONN_READ_MIN (4 * 1024 - 64)
+#define CONN_READ_MAX (64 * 1024 - 64)
+/* At most this much per readiness event, so that one busy peer does not
+ * starve the others on the loop. */
 #define CONN_READ_BURST (256 * 1024)
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -71,8 +80,14 @@ conn_update_read(struct conn *c)
 		event_del(&c->rev);
 		c->rev_added = false;
 	}
-	if (want && full)
-		evbuffer_cb_set_flags(c->in, c->in_watch, EVBUFFER_CB_ENABLED);
+	if (want && full) {
+		/* Made on first need: most conns never fill their input, and an
+		 * idle WebSocket should not carry one. */
+		if (c->in_watch == NULL)
+			c->in_watch = evbuffer_add_cb(c->in, in_watch_cb, c);
+		if (c->in_watch != NULL)
+			evbuffer_cb_set_flags(c->in, c->in_watch, EVBUFFER_CB_ENABLED);
+	}
 }
 
 static struct conn *
@@ -89,10 +104,6 @@ conn_alloc(struct event_base *base, int fd)
 	c->out = evbuffer_new();
 	if (c->in == NULL || c->out == NULL)
 		goto fail;
-	c->in_watch = evbuffer_add_cb(c->in, in_watch_cb, c);
-	if (c->in_watch == NULL)
-		goto fail;
-	evbuffer_cb_clear_flags(c->in, c->in_watch, EVBUFFER_CB_ENABLED);
 	event_assign(&c->rev, base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	event_assign(&c->wev, base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
 	return c;
@@ -307,7 +318,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		struct evbuffer_iovec v[2];
 		size_t asked = 0;
 		ssize_t n;
-		int nv = evbuffer_reserve_space(c->in, CONN_READ_CHUNK, v, 2);
+		size_t chunk = c->read_chunk ? c->read_chunk : CONN_READ_MIN;
+		int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)chunk, v, 2);
 
 		if (nv <= 0) {
 			c->failed = true;
@@ -327,6 +339,11 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			evbuffer_commit_space(c->in, v, nv);
 			total += (size_t)n;
+			if ((size_t)n >= chunk && chunk < CONN_READ_MAX)
+				c->read_chunk = (unsigned)(chunk * 2 + 64 > CONN_READ_MAX ?
+					CONN_READ_MAX : chunk * 2 + 64);
+			else if ((size_t)n < chunk / 4 && chunk > CONN_READ_MIN)
+				c->read_chunk = (unsigned)((chunk + 64) / 2 - 64);
 			/* Less than asked: the socket is empty for now. */
 			if ((size_t)n < asked)
 				break;

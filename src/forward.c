@@ -19,6 +19,8 @@
 #include "log.h"
 #include "pool.h"
 #include "session.h"
+#include "sticky.h"
+#include "tunnel.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -204,8 +206,19 @@ forward_build_request(struct session *s, const struct http_head *h,
 	struct evbuffer_iovec v;
 	struct wbuf b;
 	bool xff = false, xrid = false;
-	size_t ip_len = strlen(s->ip);
+	const char *ip = s->addr;
+	size_t ip_len;
 
+	/* The client's address without its port (and brackets), for
+	 * X-Forwarded-For: derived from s->addr rather than kept twice. */
+	if (ip[0] == '[' && strchr(ip, ']') != NULL) {
+		ip++;
+		ip_len = (size_t)(strchr(ip, ']') - ip);
+	} else if (strrchr(ip, ':') != NULL) {
+		ip_len = (size_t)(strrchr(ip, ':') - ip);
+	} else {
+		ip_len = strlen(ip);
+	}
 	conn_fields_collect(&cf, h);
 	/* Our fields may be longer than the client's by ": " spacing, the
 	 * ", " joining X-Forwarded-For values and the fields we add. */
@@ -276,7 +289,7 @@ forward_build_request(struct session *s, const struct http_head *h,
 			}
 		}
 	}
-	put(&b, s->ip, ip_len);
+	put(&b, ip, ip_len);
 	PUTS(&b, "\r\nX-Forwarded-Proto: http\r\n");
 	if (t->host != NULL) {
 		PUTS(&b, "X-Forwarded-Host: ");
@@ -289,7 +302,9 @@ forward_build_request(struct session *s, const struct http_head *h,
 		put(&b, ex->request_id, 32);
 		PUTS(&b, "\r\n");
 	}
-	if (ex->route->pool->keepalive_max == 0)
+	if (ex->ws_upgrade)
+		PUTS(&b, "Upgrade: websocket\r\nConnection: upgrade\r\n");
+	else if (ex->route->pool->keepalive_max == 0)
 		PUTS(&b, "Connection: close\r\n");
 	PUTS(&b, "\r\n");
 	return wbuf_commit(&b, ex->head_out, &v);
@@ -317,7 +332,8 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		reason_len = strlen(reason);
 	}
 	conn_fields_collect(&cf, r);
-	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 64) < 0)
+	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 192 +
+			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0)) < 0)
 		return -1;
 	PUTS(&b, "HTTP/1.1 ");
 	snprintf(status, sizeof(status), "%03d ", r->status);
@@ -345,7 +361,19 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		}
 		put_field(&b, hd);
 	}
-	if (final) {
+	if (final && (ex->route->sticky & CONFIG_STICKY_COOKIE) &&
+	    (ex->set_cookie || ex->server != ex->sticky_server)) {
+		/* The cookie names the server that answered, so the client's
+		 * next requests come back to it. */
+		PUTS(&b, "Set-Cookie: ");
+		put(&b, ex->route->sticky_cookie, strlen(ex->route->sticky_cookie));
+		PUTS(&b, "=");
+		put(&b, ex->server->sticky_token, STICKY_TOKEN_LEN);
+		PUTS(&b, "; Path=/; HttpOnly; SameSite=Lax\r\n");
+	}
+	if (final && r->status == 101) {
+		PUTS(&b, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	} else if (final) {
 		if (close)
 			PUTS(&b, "Connection: close\r\n");
 		else if (ex->client_http10)
@@ -436,7 +464,13 @@ forward_try(struct session *s)
 	struct exchange *ex = &s->ex;
 	const struct config_server *srv;
 
-	srv = pool_pick(ex->route->pool, ex->tried, ex->ntried);
+	/* The server a sticky cookie or sid names goes first; if it cannot be
+	 * reached, the retry takes the balancer's choice among the others and
+	 * the client's session moves there. */
+	if (ex->ntried == 0 && ex->sticky_server != NULL)
+		srv = ex->sticky_server;
+	else
+		srv = pool_pick(ex->route->pool, ex->tried, ex->ntried);
 	if (srv == NULL) {
 		session_fail(s, 502, ex->ntried ? ex->last_failure : TERM_CONNECT_FAILED);
 		return;
@@ -533,6 +567,44 @@ response_done(struct session *s)
 	session_exchange_done(s);
 }
 
+/*
+ * The body of a Socket.io polling handshake starts with the Engine.IO open
+ * packet: look at its first bytes (before they move on) for the sid.
+ * Returns false while the sid may still be arriving.
+ */
+static bool
+learn_sid_from_body(struct session *s, struct evbuffer *in)
+{
+	struct exchange *ex = &s->ex;
+	size_t avail = evbuffer_get_length(in), skip = 0, n;
+	const char *p;
+	char sid[STICKY_SID_MAX + 1];
+	unsigned ttl;
+
+	n = avail < 512 ? avail : 512;
+	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	if (p == NULL)
+		return true;
+	if (ex->resp_body.kind == HTTP_BODY_CHUNKED) {
+		/* Skip the first chunk-size line. */
+		const char *lf = memchr(p, '\n', n);
+		if (lf == NULL)
+			return n >= 512;
+		skip = (size_t)(lf - p) + 1;
+	}
+	if (!sticky_parse_open_packet(p + skip, n - skip, sid, &ttl)) {
+		/* Wait for more only where the framing says more is coming;
+		 * a chunked or close-delimited body gets one look. */
+		return n >= 512 || ex->resp_body.kind != HTTP_BODY_LENGTH ||
+			ex->resp_body.remaining <= avail;
+	}
+	if (s->w->sids->ops->put(s->w->sids->st, sid, strlen(sid), ex->server->pool->name,
+			ex->server->name, ttl, util_now_us() / 1000) < 0)
+		log_warn("s%llu %s: sid table full: Socket.io session %s not remembered", SID(s),
+			sid);
+	return true;
+}
+
 static void
 forward_response_body(struct session *s)
 {
@@ -541,6 +613,12 @@ forward_response_body(struct session *s)
 	struct evbuffer *out = s->c->out;
 	uint64_t before;
 	enum http_body_result r;
+
+	if (ex->learn_sid_poll) {
+		if (!learn_sid_from_body(s, in) && !ex->up_eof)
+			return;
+		ex->learn_sid_poll = false;
+	}
 
 	/* As for the request body: move until the input is empty or the
 	 * client's output is backlogged. */
@@ -630,8 +708,21 @@ forward_response(struct session *s)
 			return;
 		}
 		if (r.status == 101) {
-			/* We never forward Upgrade, so a 101 is a server error. */
-			bad_response(s, "101 Switching Protocols to a request without Upgrade");
+			if (!ex->ws_upgrade) {
+				/* Only WebSocket upgrades are forwarded. */
+				bad_response(s, "101 Switching Protocols to a request without Upgrade");
+				return;
+			}
+			ex->status = 101;
+			ex->resp_head_sent = true;
+			ex->up_reusable = false;
+			if (write_response_head(s, &r, true, false, false) < 0) {
+				session_fail(s, 500, TERM_INTERNAL);
+				return;
+			}
+			evbuffer_drain(in, head_len);
+			conn_flush(s->c);
+			tunnel_start(s);
 			return;
 		}
 		if (r.status < 200) {
@@ -648,10 +739,12 @@ forward_response(struct session *s)
 			continue;
 		}
 		ex->status = r.status;
+		if (r.status != 200)
+			ex->learn_sid_poll = false;
 		dechunk = ex->client_http10 && r.body == HTTP_BODY_CHUNKED;
 		ex->resp_close_delimited = r.body == HTTP_BODY_UNTIL_CLOSE || dechunk;
 		close = !ex->client_keep_alive || ex->resp_close_delimited || !ex->req_read ||
-			s->draining || s->client_eof;
+			s->draining || (s->client_eof && evbuffer_get_length(s->c->in) == 0);
 		ex->client_keep_alive = !close;
 		ex->up_reusable = r.keep_alive && r.body != HTTP_BODY_UNTIL_CLOSE;
 		if (write_response_head(s, &r, true, close, dechunk) < 0) {
@@ -766,4 +859,66 @@ forward_timeout(struct session *s, enum session_timer kind)
 	log_warn("s%llu %s: server %s/%s sent no response head within %u ms", SID(s),
 		srv->pool->name, srv->name, s->cfg->timeouts.response_header_ms);
 	session_fail(s, 504, TERM_UPSTREAM_TIMEOUT);
+}
+
+/* The server of pool called name, or NULL. */
+static const struct config_server *
+pool_server_named(const struct config_pool *pool, const char *name)
+{
+	for (size_t i = 0; i < pool->nservers; i++)
+		if (strcmp(pool->servers[i].name, name) == 0)
+			return &pool->servers[i];
+	return NULL;
+}
+
+void
+forward_sticky_lookup(struct session *s, const struct http_head *h, const struct http_target *t)
+{
+	struct exchange *ex = &s->ex;
+	const struct config_route *r = ex->route;
+	const struct config_pool *pool = r->pool;
+	const char *sid, *q;
+	size_t sidlen;
+
+	if (r->sticky & CONFIG_STICKY_COOKIE) {
+		ex->set_cookie = true;
+		for (size_t i = 0; i < h->nheaders && ex->sticky_server == NULL; i++) {
+			const struct http_header *hd = &h->headers[i];
+			const char *v;
+			size_t vlen;
+
+			if (!http_header_is(hd, "cookie") ||
+			    !sticky_cookie_find(hd->value, hd->value_len, r->sticky_cookie, &v, &vlen) ||
+			    vlen != STICKY_TOKEN_LEN)
+				continue;
+			/* A forged or stale token matches no server: ignored,
+			 * and replaced by the answer's Set-Cookie. */
+			for (size_t k = 0; k < pool->nservers; k++) {
+				if (memcmp(pool->servers[k].sticky_token, v, STICKY_TOKEN_LEN) == 0) {
+					ex->sticky_server = &pool->servers[k];
+					ex->set_cookie = false;
+					break;
+				}
+			}
+		}
+	}
+	if (!(r->sticky & CONFIG_STICKY_SOCKETIO))
+		return;
+	q = memchr(t->path, '?', t->path_len);
+	if (q == NULL || memmem(q, t->path_len - (size_t)(q - t->path), "EIO=", 4) == NULL)
+		return;
+	if (sticky_sid_from_target(t->path, t->path_len, &sid, &sidlen)) {
+		char name[128];
+
+		if (ex->sticky_server == NULL &&
+		    s->w->sids->ops->get(s->w->sids->st, sid, sidlen, pool->name, name, sizeof(name),
+				util_now_us() / 1000))
+			ex->sticky_server = pool_server_named(pool, name);
+		return;
+	}
+	/* A handshake: the answer will carry the new session's sid. */
+	if (memmem(q, t->path_len - (size_t)(q - t->path), "transport=websocket", 19) != NULL)
+		ex->learn_sid_ws = ex->ws_upgrade;
+	else
+		ex->learn_sid_poll = true;
 }

@@ -18,6 +18,8 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "sticky.h"
+#include "util.h"
 #include "worker.h"
 
 #if __has_include("build-config.h")
@@ -36,6 +38,8 @@ struct main_state {
 	struct worker **workers;
 	unsigned nworkers;
 	unsigned exited;		/* workers whose loop has ended */
+	struct sid_store *sids;		/* Engine.IO sid table, shared by the workers */
+	struct event *expire_ev;	/* once a second: expire sids */
 	int done[2];			/* pipe: workers write when they end */
 	bool stopping;
 };
@@ -74,6 +78,16 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		worker_stop(m->workers[i], false);
 }
 
+static void
+expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state *m = arg;
+
+	(void)fd;
+	(void)what;
+	m->sids->ops->expire(m->sids->st, util_now_us() / 1000);
+}
+
 /* A worker's loop ended; the main loop ends with the last one, so that a
  * second signal still finds it listening. */
 static void
@@ -109,6 +123,8 @@ open_listeners(const struct config *cfg, unsigned nworkers, int *fds)
 	}
 	return 0;
 }
+
+static const struct timeval expire_interval = { .tv_sec = 1, .tv_usec = 0 };
 
 int
 main(int argc, char **argv)
@@ -158,6 +174,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg->log_level);
+	if (cfg->sticky_key_random)
+		log_warn("no sticky_key set: sticky cookies are signed with a random key and "
+			"will not survive a restart or match other replicas");
 	signal(SIGPIPE, SIG_IGN);
 	if (pool_attach(cfg) < 0) {
 		log_error("out of memory");
@@ -171,13 +190,16 @@ main(int argc, char **argv)
 	m.workers = calloc(m.nworkers, sizeof(*m.workers));
 	fds = calloc((size_t)m.nworkers * cfg->nlisteners, sizeof(*fds));
 	m.base = event_base_new();
-	if (m.workers == NULL || fds == NULL || m.base == NULL ||
+	m.sids = sid_store_local_new();
+	if (m.workers == NULL || fds == NULL || m.base == NULL || m.sids == NULL ||
 	    pipe2(m.done, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("cannot set up: %s", strerror(errno ? errno : ENOMEM));
 		goto out;
 	}
 	done_ev = event_new(m.base, m.done[0], EV_READ | EV_PERSIST, worker_done_cb, &m);
-	if (done_ev == NULL || event_add(done_ev, NULL) < 0) {
+	m.expire_ev = event_new(m.base, -1, EV_PERSIST, expire_cb, &m);
+	if (done_ev == NULL || event_add(done_ev, NULL) < 0 || m.expire_ev == NULL ||
+	    event_add(m.expire_ev, &expire_interval) < 0) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -193,6 +215,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 		m.workers[i]->done_fd = m.done[1];
+		m.workers[i]->sids = m.sids;
 	}
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
@@ -223,6 +246,9 @@ out:
 	}
 	if (done_ev != NULL)
 		event_free(done_ev);
+	if (m.expire_ev != NULL)
+		event_free(m.expire_ev);
+	sid_store_free(m.sids);
 	for (int i = 0; i < 2; i++)
 		if (m.done[i] >= 0)
 			close(m.done[i]);

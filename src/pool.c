@@ -8,6 +8,7 @@
 #include "config-t.h"
 #include "lb.h"
 #include "pool.h"
+#include "sticky.h"
 
 /* Owned by its config generation (config_pool.rt). */
 struct pool {
@@ -40,7 +41,16 @@ int
 pool_attach(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->npools; i++) {
-		struct pool *p = calloc(1, sizeof(*p));
+		struct config_pool *cp = &cfg->pools[i];
+		struct pool *p;
+
+		/* The cookie value naming each server, computed once here
+		 * rather than per request. */
+		for (size_t k = 0; cfg->sticky_key != NULL && k < cp->nservers; k++)
+			if (sticky_token(cfg->sticky_key, cfg->sticky_key_len, cp->name,
+					cp->servers[k].name, cp->servers[k].sticky_token) < 0)
+				goto fail;
+		p = calloc(1, sizeof(*p));
 
 		if (p == NULL)
 			goto fail;

@@ -52,6 +52,9 @@ static const char *const term_names[] = {
 	[TERM_BODY_TIMEOUT] = "body_timeout",
 	[TERM_SHUTDOWN] = "shutdown",
 	[TERM_INTERNAL] = "internal",
+	[TERM_TUNNEL_IDLE] = "tunnel_idle",
+	[TERM_WS_PROTOCOL] = "ws_protocol",
+	[TERM_WS_TOO_BIG] = "ws_too_big",
 };
 
 static const char *const phase_names[] = {
@@ -60,6 +63,7 @@ static const char *const phase_names[] = {
 	[PHASE_REQUEST] = "request",
 	[PHASE_RESPONSE_HEAD] = "response_head",
 	[PHASE_RESPONSE_BODY] = "response_body",
+	[PHASE_TUNNEL] = "tunnel",
 	[PHASE_DONE] = "done",
 };
 
@@ -105,6 +109,8 @@ timer_ms(const struct session *s, enum session_timer kind)
 		return t->response_header_ms;
 	case TIMER_BODY_IDLE:
 		return t->body_idle_ms;
+	case TIMER_TUNNEL_IDLE:
+		return t->tunnel_idle_ms;
 	case TIMER_NONE:
 		break;
 	}
@@ -116,22 +122,28 @@ timer_arm_ms(struct session *s, unsigned ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
-	evtimer_add(s->timer, &tv);
+	evtimer_add(&s->timer, &tv);
+}
+
+void
+session_timer_rearm(struct session *s, unsigned ms)
+{
+	timer_arm_ms(s, ms);
 }
 
 void
 session_timer_set(struct session *s, enum session_timer kind)
 {
-	if (kind == TIMER_BODY_IDLE) {
+	if (kind == TIMER_BODY_IDLE || kind == TIMER_TUNNEL_IDLE) {
 		session_progress(s);
 		/* Re-arming on every read would cost a heap operation per read;
 		 * instead the timer checks the last progress when it fires. */
-		if (s->timer_kind == TIMER_BODY_IDLE)
+		if (s->timer_kind == kind)
 			return;
 	}
 	s->timer_kind = kind;
 	if (kind == TIMER_NONE)
-		evtimer_del(s->timer);
+		evtimer_del(&s->timer);
 	else
 		timer_arm_ms(s, timer_ms(s, kind));
 }
@@ -207,8 +219,14 @@ session_log(struct session *s)
 		(double)(util_now_us() - ex->t_start_us) / 1000.0, server);
 	n = util_json_escape(line, sizeof(line), n, ex->request_id, strlen(ex->request_id));
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
-		"\",\"termination\":\"%s\",\"phase\":\"%s\"}\n",
+		"\",\"termination\":\"%s\",\"phase\":\"%s\"",
 		term_names[ex->term], phase_names[ex->phase]);
+	if (ex->tunnel && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+			",\"ws_messages_in\":%llu,\"ws_messages_out\":%llu",
+			(unsigned long long)ex->c2s.messages, (unsigned long long)ex->s2c.messages);
+	if (n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "}\n");
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
 	log_access_write(line, n);
@@ -223,7 +241,7 @@ exchange_end(struct session *s, enum session_term term)
 	if (!ex->active)
 		return;
 	ex->term = term;
-	if (term == TERM_OK)
+	if (term == TERM_OK && !ex->tunnel)
 		ex->phase = PHASE_DONE;
 	if (ex->up != NULL) {
 		upstream_free(ex->up);
@@ -256,13 +274,12 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	s->cfg = config_ref(w->cfg);
 	s->id = atomic_fetch_add(&session_ids, 1) + 1;
 	util_addr_format(sa, s->addr, sizeof(s->addr), 1);
-	util_addr_format(sa, s->ip, sizeof(s->ip), 0);
 	s->c = conn_new(w->base, fd);
-	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	evtimer_assign(&s->timer, w->base, session_timer_cb, s);
 	s->ex.head_out = evbuffer_new();
 	TAILQ_INSERT_TAIL(&w->sessions, s, link);
 	w->nsessions++;
-	if (s->c == NULL || s->timer == NULL || s->ex.head_out == NULL) {
+	if (s->c == NULL || s->ex.head_out == NULL) {
 		log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
 		if (s->c == NULL)
 			close(fd);
@@ -349,6 +366,15 @@ session_exchange_done(struct session *s)
 }
 
 void
+session_end_tunnel(struct session *s, enum session_term term, bool linger)
+{
+	if (s->dead)
+		return;
+	exchange_end(s, term);
+	session_close(s, linger);
+}
+
+void
 session_abort(struct session *s, enum session_term term)
 {
 	exchange_end(s, term);
@@ -390,8 +416,7 @@ session_destroy(struct session *s)
 		upstream_free(s->ex.up);
 		s->ex.up = NULL;
 	}
-	if (s->timer != NULL)
-		evtimer_del(s->timer);
+	evtimer_del(&s->timer);
 	if (s->c != NULL) {
 		conn_free(s->c);
 		s->c = NULL;
@@ -403,8 +428,7 @@ void
 session_free(struct session *s)
 {
 	UTIL_ASSERT(s->dead && s->c == NULL && s->ex.up == NULL);
-	if (s->timer != NULL)
-		event_free(s->timer);
+
 	free(s->ex.uri);
 	if (s->ex.head_out != NULL)
 		evbuffer_free(s->ex.head_out);
@@ -461,7 +485,7 @@ session_read_head(struct session *s)
 	enum http_status st;
 	size_t head_len;
 	struct http_target t;
-	const char *data;
+	const char *data, *why = NULL;
 
 	if (evbuffer_get_length(in) == 0)
 		return false;
@@ -511,12 +535,25 @@ session_read_head(struct session *s)
 			"bad absolute-form target");
 		return false;
 	}
+	switch (tunnel_check_upgrade(&h, &why)) {
+	case TUNNEL_UPGRADE_BAD:
+		evbuffer_drain(in, head_len);
+		fail_parse(s, HTTP_BAD, why);
+		return false;
+	case TUNNEL_UPGRADE_OK:
+		ex->ws_upgrade = true;
+		break;
+	case TUNNEL_NOT_WEBSOCKET:
+		break;
+	}
 	ex->route = config_route_match(s->cfg, t.host, t.host_len, t.path, t.path_len);
 	if (ex->route == NULL) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 404, TERM_NO_ROUTE);
 		return true;
 	}
+	if (ex->route->sticky != 0)
+		forward_sticky_lookup(s, &h, &t);
 	if (forward_build_request(s, &h, &t) < 0) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 500, TERM_INTERNAL);
@@ -544,7 +581,9 @@ session_client_read(struct session *s)
 		if (s->dead || s->closing)
 			break;
 		if (s->ex.active) {
-			if (!s->ex.req_read)
+			if (s->ex.tunnel)
+				tunnel_client_readable(s);
+			else if (!s->ex.req_read)
 				forward_client_readable(s);
 			if (!s->read_again)
 				break;
@@ -602,6 +641,9 @@ session_flushed(struct session *s)
 	/* Answer sent: shut our side, then drain the client's until it
 	 * closes or SESSION_LINGER_MS passes. */
 	conn_shutdown_write(s->c);
+	/* What the client sent meanwhile is of no use; a full input buffer
+	 * would also keep reading paused. */
+	evbuffer_drain(s->c->in, evbuffer_get_length(s->c->in));
 	conn_read_enable(s->c);
 	s->timer_kind = TIMER_NONE;
 	timer_arm_ms(s, SESSION_LINGER_MS);
@@ -622,7 +664,10 @@ session_drained_cb(struct conn *c, void *arg)
 		return;
 	}
 	if (s->ex.active) {
-		forward_client_drained(s);
+		if (s->ex.tunnel)
+			tunnel_client_drained(s);
+		else
+			forward_client_drained(s);
 		return;
 	}
 	if (s->out_blocked) {
@@ -642,7 +687,7 @@ session_event_cb(struct conn *c, enum conn_event ev, void *arg)
 	if (ev == CONN_ERROR) {
 		log_debug("s%llu %s: client connection error: %s", (unsigned long long)s->id,
 			s->addr, strerror(conn_error(c)));
-		session_abort(s, TERM_CLIENT_CLOSED);
+		session_abort(s, s->ex.ws_closing ? s->ex.ws_close_term : TERM_CLIENT_CLOSED);
 		return;
 	}
 	if (ev != CONN_EOF)
@@ -657,6 +702,10 @@ session_event_cb(struct conn *c, enum conn_event ev, void *arg)
 		/* Answer the complete requests still buffered, flush, close;
 		 * session_client_read() sees client_eof. */
 		session_client_read(s);
+		return;
+	}
+	if (s->ex.tunnel) {
+		tunnel_client_eof(s);
 		return;
 	}
 	/* During an exchange: the rest of a request body may still be in the
@@ -718,6 +767,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		session_abort(s, TERM_BODY_TIMEOUT);
+		return;
+	case TIMER_TUNNEL_IDLE:
+		tunnel_timeout(s);
 		return;
 	case TIMER_NONE:
 		break;

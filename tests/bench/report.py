@@ -7,6 +7,7 @@ command line. Reads a TSV of runs (header line, one row per measured run)."""
 import argparse
 import csv
 import json
+import re
 import statistics
 import sys
 
@@ -35,6 +36,14 @@ def parse_args():
     ap.add_argument("--check", action="append", default=[])
     # reference whose ratios are printed for information only
     ap.add_argument("--compare", action="append", default=[])
+    # metric|better|reference|label: a ratio printed without a target
+    # (better: lower or higher, used to resolve best(...) references)
+    ap.add_argument("--info", action="append", default=[])
+    # metric|op|value|label: the candidate's median itself against a bound
+    ap.add_argument("--limit", action="append", default=[])
+    # store the result under this key of the --out object, keeping the
+    # other keys, so that one section can report several tables in one file
+    ap.add_argument("--merge-key")
     ap.add_argument("--skipped", action="append", default=[],
                     help="target=reason")
     ap.add_argument("--meta", action="append", default=[], help="key=value")
@@ -52,6 +61,16 @@ def main():
         key, op, limit, ref, label = spec.split("|")
         checks.append({"metric": key, "op": op, "limit": float(limit),
                        "reference": ref, "label": label})
+    infos = []
+    for spec in args.info:
+        key, better, ref, label = spec.split("|")
+        infos.append({"metric": key, "op": None, "limit": None,
+                      "better": better, "reference": ref, "label": label})
+    limits = []
+    for spec in args.limit:
+        key, op, value, label = spec.split("|")
+        limits.append({"metric": key, "op": op, "limit": float(value),
+                       "label": label})
     skipped = dict(s.split("=", 1) for s in args.skipped)
     meta = {}
     for m in args.meta:
@@ -87,6 +106,24 @@ def main():
     def fmt(m, v):
         return "-" if v is None else (m["fmt"] % v)
 
+    def best_of(spec):
+        """Targets named by a reference "best(a,b)", or None for a plain one."""
+        m = re.fullmatch(r"best\((.*)\)", spec)
+        return [t.strip() for t in m.group(1).split(",")] if m else None
+
+    def resolve(spec, metric, better):
+        """The target a reference stands for, for this metric: itself, or
+        for best(a,b) the one with the better median (lower or higher)."""
+        names = best_of(spec)
+        if names is None:
+            return spec
+        have = [t for t in names
+                if summary.get(t, {}).get(metric) is not None]
+        if not have:
+            return None
+        pick = min if better == "lower" else max
+        return pick(have, key=lambda t: summary[t][metric])
+
     def ratio(metric, ref):
         c = summary.get(args.candidate, {}).get(metric)
         r = summary.get(ref, {}).get(metric)
@@ -113,8 +150,10 @@ def main():
     # Ratios: checked ones first, then the informational references.
     verdicts = []
     labels = {m["key"]: m["label"] for m in metrics}
+    ratio_lines = checks + infos
+    lw = max([16] + [len(c["label"]) for c in ratio_lines])
     refs = []
-    for c in checks:
+    for c in ratio_lines:
         if c["reference"] not in refs:
             refs.append(c["reference"])
     for r in args.compare:
@@ -122,12 +161,16 @@ def main():
             refs.append(r)
     for ref in refs:
         print()
-        print("%s vs %s" % (args.candidate, ref))
-        ref_checks = [c for c in checks if c["reference"] == ref]
+        names = best_of(ref)
+        if names is None:
+            print("%s vs %s" % (args.candidate, ref))
+        else:
+            print("%s vs the better of %s" % (args.candidate, " and ".join(names)))
+        ref_checks = [c for c in ratio_lines if c["reference"] == ref]
         if not ref_checks:
             # Same ratios as the checked reference, without verdicts.
             seen = set()
-            for c in checks:
+            for c in ratio_lines:
                 if c["metric"] in seen:
                     continue
                 seen.add(c["metric"])
@@ -135,7 +178,12 @@ def main():
                                    "limit": None, "reference": ref,
                                    "label": c["label"]})
         for c in ref_checks:
-            v = ratio(c["metric"], ref)
+            if c["op"] is not None:
+                better = "lower" if c["op"] == "le" else "higher"
+            else:
+                better = c.get("better", "lower")
+            target = resolve(ref, c["metric"], better)
+            v = None if target is None else ratio(c["metric"], target)
             if c["op"] is None:
                 target_text = "(no target)"
                 verdict = "n/a" if v is None else "info"
@@ -149,20 +197,63 @@ def main():
                 else:
                     verdict = "MISS"
             vtext = "n/a" if v is None else "%.3f" % v
-            print("  %-16s %8s  %-18s %s" % (
-                c["label"], vtext, target_text, verdict))
+            line = "  %-*s %8s  %-18s %s" % (
+                lw, c["label"], vtext, target_text, verdict)
+            if names is not None and target is not None:
+                line += "  (%s)" % target
+            print(line)
             verdicts.append({"metric": c["metric"],
                              "metric_label": labels.get(c["metric"], c["metric"]),
                              "label": c["label"],
-                             "candidate": args.candidate, "reference": ref,
+                             "candidate": args.candidate,
+                             "reference": ref if names is None else target,
+                             "reference_spec": ref,
                              "ratio": v, "op": c["op"], "limit": c["limit"],
                              "verdict": verdict})
+
+    # Bounds on the candidate's own medians.
+    bounds = []
+    if limits:
+        print()
+        print("%s targets" % args.candidate)
+        bw = max(len(b["label"]) for b in limits)
+        fmts = {m["key"]: m["fmt"] for m in metrics}
+        for b in limits:
+            v = summary.get(args.candidate, {}).get(b["metric"])
+            sign = "<=" if b["op"] == "le" else ">="
+            if v is None:
+                verdict = "n/a"
+            elif (v <= b["limit"]) if b["op"] == "le" else (v >= b["limit"]):
+                verdict = "PASS"
+            else:
+                verdict = "MISS"
+            vtext = "n/a" if v is None else (fmts.get(b["metric"], "%.6g") % v)
+            print("  %-*s %10s  %-18s %s" % (
+                bw, b["label"], vtext, "(target %s %g)" % (sign, b["limit"]),
+                verdict))
+            bounds.append({"metric": b["metric"], "label": b["label"],
+                           "candidate": args.candidate, "value": v,
+                           "op": b["op"], "limit": b["limit"],
+                           "verdict": verdict})
 
     result = {"section": args.section, "title": args.title, "meta": meta,
               "targets": targets, "skipped": skipped, "medians": summary,
               "ratios": verdicts, "runs": runs}
+    if limits:
+        result["limits"] = bounds
+    doc = result
+    if args.merge_key:
+        doc = {"section": args.section}
+        try:
+            with open(args.out) as f:
+                old = json.load(f)
+            if isinstance(old, dict):
+                doc = old
+        except (OSError, ValueError):
+            pass
+        doc[args.merge_key] = result
     with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+        json.dump(doc, f, indent=2)
         f.write("\n")
     print()
     print("results written to %s" % args.out)

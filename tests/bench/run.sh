@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Entry point of `make bench`: runs the benchmark sections named on the
 # command line (default: all known ones) one after the other. Each section is
-# its own script (http.sh; later ws.sh, tls.sh, ratelimit.sh) sharing lib.sh.
+# its own script (http.sh, ws.sh; later tls.sh, ratelimit.sh) sharing lib.sh.
 # Exit status: 0 when every section ran (a MISS is a result, not a failure),
 # non-zero when a section could not run.
 
@@ -13,14 +13,17 @@ fi
 
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SECTIONS_KNOWN="http"
+SECTIONS_KNOWN="http ws"
 
 usage() {
 	cat <<USAGE
 usage: $0 [SECTION...]    sections: $SECTIONS_KNOWN (default: all)
 environment: SLUICE_BIN (default $BENCH_DIR/../../sluice), DURATION (10),
   ROUNDS (5), CONNS (64), WARMUP (2), TARGETS ("backend haproxy nginx sluice"),
-  BENCH_OUT (JSON path), PROXY_HEADERS (1), WRK_THREADS (1), BENCH_KEEP (0)
+  BENCH_OUT (JSON path), PROXY_HEADERS (1), WRK_THREADS (1), BENCH_KEEP (0);
+  ws: WS_CONNS (200), WS_SIZE (64), WS_THREADS (1), IDLE_CONNS (5000),
+  IDLE_ROUNDS (3), IDLE_CONCURRENCY (100), IDLE_SETTLE (2), WS_PARTS ("echo idle"),
+  SLUICE_NODE_MODULES (tests/integration)
 USAGE
 }
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SLOW, freePort, poolOf, sleep, startSluice } from './lib/sluice.mjs';
 import { readHead, startBackend, startBlackhole, startRawServer } from './lib/backend.mjs';
-import { RawConn, parseResponses, rawRequest, request, requestJson } from './lib/client.mjs';
+import { RawConn, parseResponses, pump, rawRequest, request, requestJson } from './lib/client.mjs';
 
 test('one closed server + one live: every request succeeds (retry)', async (t) => {
 	const dead = await freePort();
@@ -229,4 +229,148 @@ test('a slow but steady download is not cut by body_idle', async (t) => {
 	assert.equal(r.status, 200);
 	assert.equal(r.body.toString(), 'xxxxxxxxxx');
 	assert.ok(r.elapsed >= 2000, 'took longer than body_idle in total');
+});
+
+// A server may answer before it has read the request body (413, 401...).
+// The answer must reach the client even though the client is still
+// sending: closing with unread input would reset the connection and the
+// reset destroys the answer in the client's receive buffer.
+test('early 413 during a 20 MB upload reaches all 10 clients', async (t) => {
+	const BODY = 20 * 1024 * 1024;
+	const raw = await startRawServer(async (sock) => {
+		await readHead(sock); // leaves the socket paused: the body is never read
+		sock.write('HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large');
+		sock.end();
+	}, { t });
+	const s = await startSluice({ backends: [raw], t });
+	const chunk = Buffer.alloc(64 * 1024, 'u');
+	// Even-numbered clients are "blocking" ones: they read only after the
+	// whole body is written (a reset on a write error then loses what
+	// arrived meanwhile); odd-numbered ones read all along.
+	const one = async (i) => {
+		const c = await RawConn.open(s.port);
+		t.after(() => c.destroy());
+		const blocking = i % 2 === 0;
+		if (blocking) c.sock.pause();
+		await c.write(`POST /upload?i=${i} HTTP/1.1\r\nHost: early.test\r\nContent-Length: ${BODY}\r\n\r\n`);
+		const p = await pump(c, { next: () => chunk, total: BODY, timeout: 15000 });
+		if (p.why === 'done') c.end();
+		if (blocking) c.sock.resume();
+		await c.waitClose(5000);
+		const rs = parseResponses(c.buf, { closed: c.closed });
+		return { i, status: rs[0]?.status, complete: rs[0]?.complete, body: rs[0]?.body?.toString(), pump: p, error: c.error?.code, text: c.text.slice(0, 120) };
+	};
+	const results = await Promise.all(Array.from({ length: 10 }, (_, i) => one(i)));
+	const bad = results.filter((r) => r.status !== 413 || !r.complete);
+	assert.deepEqual(bad, [], 'every client got the whole 413');
+	assert.ok(results.every((r) => r.body === 'too large'));
+	const lines = await s.waitForAccessLog(10);
+	assert.ok(lines.every((x) => x.status === 413), JSON.stringify(lines.map((x) => [x.status, x.termination])));
+});
+
+// The same with the answer delayed until the upload has backed up into
+// sluice (the server does not read, so sluice stops reading the client with
+// its input buffer full): the lingering close must still drain that input,
+// or it ends in a reset after the linger time. Whether the buffer is full
+// at that moment depends on how the reads fell, hence several rounds.
+test('early 413 after the upload backed up: a client reading only at the end gets it (5 rounds)', async (t) => {
+	const BODY = 20 * 1024 * 1024;
+	const raw = await startRawServer(async (sock) => {
+		await readHead(sock);
+		await sleep(300);
+		sock.write('HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large');
+		sock.end();
+	}, { t });
+	const s = await startSluice({ backends: [raw], t });
+	const chunk = Buffer.alloc(64 * 1024, 'u');
+	for (let i = 0; i < 5; i++) {
+		const c = await RawConn.open(s.port);
+		t.after(() => c.destroy());
+		c.sock.pause();
+		await c.write(`POST /upload?i=${i} HTTP/1.1\r\nHost: early.test\r\nContent-Length: ${BODY}\r\n\r\n`);
+		const t0 = Date.now();
+		const p = await pump(c, { next: () => chunk, total: BODY, timeout: 15000 });
+		const dt = Date.now() - t0;
+		if (p.why === 'done') c.end();
+		c.sock.resume();
+		await c.waitClose(5000);
+		const [res] = parseResponses(c.buf, { closed: c.closed });
+		assert.equal(res?.status, 413, `round ${i}: upload ${JSON.stringify(p)} after ${dt} ms, error ${c.error?.code}`);
+		assert.equal(res.body.toString(), 'too large');
+		c.destroy();
+	}
+});
+
+// body_idle when the *server* stops reading the request body: sluice stops
+// reading from the client (backpressure), so the client is not the one
+// that stalled and must not be told 408.
+test('server stops reading the request body -> 504 after body_idle, log upstream_timeout', async (t) => {
+	const raw = await startRawServer(async (sock, i, r) => {
+		r.requests.push(await readHead(sock)); // and never reads the body
+	}, { t });
+	const s = await startSluice({ backends: [raw], timeouts: { body_idle: '1s', response_header: '30s' }, t });
+	const BODY = 50 * 1024 * 1024;
+	const chunk = Buffer.alloc(64 * 1024, 'b');
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write(`POST /upload HTTP/1.1\r\nHost: stall.test\r\nContent-Length: ${BODY}\r\n\r\n`);
+	const t0 = Date.now();
+	const p = await pump(c, { next: () => chunk, total: BODY, until: () => c.length > 0, timeout: 10000 });
+	assert.notEqual(p.why, 'done', `the whole body went through (${p.written} bytes): the server should have blocked it`);
+	assert.ok(await c.waitFor((b) => b.length > 0 || c.closed, 6000).then(() => true, () => c.closed), `an answer or a close; pump ${JSON.stringify(p)}`);
+	const dt = Date.now() - t0;
+	assert.ok(dt >= 900, `not before body_idle (${dt} ms)`);
+	assert.ok(dt <= 6000 * SLOW, `${dt} ms`);
+	if (c.length) {
+		const [res] = parseResponses(c.buf);
+		assert.equal(res?.status, 504, c.text.slice(0, 200));
+	}
+	assert.equal(raw.requests.length, 1, 'the head reached the server');
+	const lines = await s.waitForAccessLog((l) => l.some((x) => x.path === '/upload'));
+	const line = lines.find((x) => x.path === '/upload');
+	assert.equal(line.termination, 'upstream_timeout');
+	assert.equal(line.phase, 'request');
+});
+
+test('client stops sending mid-body while the server reads -> 408, log client_timeout', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ backends: [b], timeouts: { body_idle: '1s' }, t });
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write('POST /upload HTTP/1.1\r\nHost: stall.test\r\nContent-Length: 100000\r\n\r\n' + 'x'.repeat(30000));
+	const [res] = await c.waitResponses(1, { timeout: 5000 });
+	assert.equal(res.status, 408);
+	assert.ok(await c.waitClose(3000), 'closed');
+	const lines = await s.waitForAccessLog((l) => l.some((x) => x.path === '/upload'));
+	const line = lines.find((x) => x.path === '/upload');
+	assert.equal(line.termination, 'client_timeout');
+	assert.equal(line.phase, 'request');
+});
+
+// accept() failing with EMFILE leaves the connection queued, so the
+// listener stays readable: sluice must back off instead of spinning and
+// logging each failure, and must accept again once descriptors are free.
+test('accept() failing (EMFILE): a few "pausing accepts" lines, no storm, recovers', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ backends: [b], ulimitNofile: 40, timeouts: { client_header: '20s' }, t });
+	const conns = [];
+	t.after(() => conns.forEach((c) => c.destroy()));
+	for (let i = 0; i < 60; i++) conns.push(await RawConn.open(s.port));
+	await sleep(1000);
+	const log = s.errorLog();
+	const failed = (log.match(/accept\(\) failed/g) || []).length;
+	assert.ok(failed < 50, `${failed} "accept() failed" lines in 1 s`);
+	assert.match(log, /pausing accepts/);
+	assert.equal(s.exitInfo, null, 'still running');
+	for (const c of conns) c.destroy();
+	const t0 = Date.now();
+	let r;
+	for (;;) {
+		r = await request(s.port, { path: '/echo', timeout: 2000 }).catch((e) => e);
+		if (!(r instanceof Error) || Date.now() - t0 > 2000 * SLOW) break;
+		await sleep(100);
+	}
+	assert.ok(!(r instanceof Error), `a new request works again: ${r.message}`);
+	assert.equal(r.status, 200);
+	assert.ok(Date.now() - t0 <= 2000 * SLOW, `within 2 s (${Date.now() - t0} ms)`);
 });

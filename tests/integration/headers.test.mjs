@@ -34,7 +34,7 @@ test('request hop-by-hop headers are not forwarded', async (t) => {
 		+ 'Trailer: X-Whatever\r\n'
 		+ 'Proxy-Authorization: Basic Zm9vOmJhcg==\r\n'
 		+ 'Proxy-Connection: keep-alive\r\n'
-		+ 'Upgrade: websocket\r\n'
+		+ 'Upgrade: h2c\r\n'
 		+ 'X-Keep-Me: kept\r\n'
 		+ '\r\n');
 	const h = json.headers;

@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { SLOW, sleep, startSluice } from './lib/sluice.mjs';
+import { SANITIZERS, SLOW, sleep, startSluice } from './lib/sluice.mjs';
 import { patternSha, sha256, startBackend } from './lib/backend.mjs';
-import { RawConn, requestJson } from './lib/client.mjs';
+import { RawConn, parseResponses, pump, requestJson } from './lib/client.mjs';
 
 function keepAliveAgent(t) {
 	const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -171,4 +171,97 @@ test('upstream_idle: an idle upstream connection is closed by sluice', async (t)
 	assert.equal(b.closedConnections, 1, 'upstream connection closed');
 	assert.ok(dt <= 2000 * SLOW, `closed ${dt} ms after the response`);
 	assert.equal((await requestJson(s.port, { path: '/echo' })).status, 200, 'a new one is opened afterwards');
+});
+
+test('pipelining then half-close: both requests answered in order, then sluice closes', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ backends: [b], t });
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write(
+		'GET /delay/100?first HTTP/1.1\r\nHost: pipe.test\r\n\r\n'
+		+ 'GET /echo?second HTTP/1.1\r\nHost: pipe.test\r\n\r\n');
+	c.end();
+	assert.ok(await c.waitClose(5000), `sluice closes after the answers; received:\n${c.text}`);
+	const rs = parseResponses(c.buf, { closed: true });
+	assert.equal(rs.length, 2, `two answers, got ${rs.length}; first with Connection: ${rs[0]?.headers.connection}`);
+	assert.deepEqual(rs.map((r) => [r.status, r.complete]), [[200, true], [200, true]], c.text);
+	assert.equal(JSON.parse(rs[0].body.toString()).url, '/delay/100?first');
+	assert.equal(JSON.parse(rs[1].body.toString()).url, '/echo?second');
+	const lines = await s.waitForAccessLog(2);
+	await sleep(100);
+	assert.equal(s.accessLog().length, 2, 'two access log lines');
+	assert.deepEqual(lines.map((x) => [x.path, x.status, x.termination]), [['/delay/100?first', 200, 'ok'], ['/echo?second', 200, 'ok']]);
+});
+
+// A client that pipelines requests and never reads the answers must not
+// make sluice buffer the answers without bound: it stops reading from
+// that client while its output is backed up.
+test('pipelined flood without reading: memory stays bounded, answers all arrive in order later', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	// No access log: sluice answers as fast as it can, as a flood would make it.
+	const s = await startSluice({ backends: [b], routes: [{ host: 'only.example', pool: 'p' }], accessLog: 'off', logLevel: 'warn', t });
+	const rssBefore = s.procStatusBytes('VmRSS');
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	c.sock.pause(); // do not read: the answers pile up
+	// One prebuilt buffer of requests, written again and again, to go fast.
+	const PER_CHUNK = 2000;
+	const chunk = Buffer.from('GET /nope HTTP/1.1\r\nHost: other.example\r\n\r\n'.repeat(PER_CHUNK), 'latin1');
+	let n = 0;
+	const next = () => {
+		n += PER_CHUNK;
+		return chunk;
+	};
+	const t0 = Date.now();
+	const p = await pump(c, { next, until: () => Date.now() - t0 >= 2000, timeout: 5000 });
+	const sent = n;
+	const rssAfter = s.procStatusBytes('VmRSS');
+	assert.equal(p.why, 'until', `kept writing for 2 s (${JSON.stringify(p)}, error ${c.error?.code})`);
+	assert.ok(!c.closed && !c.error, 'the connection is alive');
+	assert.equal(s.exitInfo, null, 'sluice is alive');
+	const growth = rssAfter - rssBefore;
+	t.diagnostic(`${sent} requests written in 2 s; VmRSS ${rssBefore} -> ${rssAfter} (+${(growth / 1048576).toFixed(1)} MiB)`);
+	if (!SANITIZERS) assert.ok(growth < 32 * 1048576, `VmRSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
+
+	// Now read: one 404 per request, in order. Count the answers
+	// as they stream in (the whole stream is too big to re-parse).
+	const MARK = Buffer.from('HTTP/1.1 404 ');
+	let count = 0;
+	let tail = Buffer.alloc(0);
+	let onData;
+	const allIn = new Promise((resolve) => {
+		onData = (d) => {
+			const buf = tail.length ? Buffer.concat([tail, d]) : d;
+			let i = 0;
+			for (;;) {
+				const j = buf.indexOf(MARK, i);
+				if (j < 0) break;
+				count++;
+				i = j + MARK.length;
+			}
+			tail = buf.subarray(Math.max(i, buf.length - MARK.length + 1));
+			if (count >= sent) resolve();
+		};
+		c.sock.on('data', onData);
+		c.waiters.add(() => { if (c.closed) resolve(); });
+	});
+	c.sock.resume();
+	let timer;
+	const timeout = new Promise((r) => { timer = setTimeout(r, 30000 * SLOW); });
+	await Promise.race([allIn, timeout]);
+	clearTimeout(timer);
+	c.sock.removeListener('data', onData);
+	assert.equal(count, sent, `one answer per request (closed ${c.closed})`);
+	// The first answers, parsed in full.
+	const first = parseResponses(c.buf.subarray(0, 64 * 1024)).filter((r) => r.complete);
+	assert.ok(first.length >= 100, `${first.length} complete answers parsed`);
+	assert.ok(first.every((r) => r.status === 404), `statuses ${[...new Set(first.map((r) => r.status))]}`);
+	assert.ok(!c.closed, 'the connection is still open');
+	// And it goes on: one more request is answered.
+	c.chunks = [];
+	c.length = 0;
+	await c.write('GET /echo HTTP/1.1\r\nHost: only.example\r\n\r\n');
+	const [last] = await c.waitResponses(1);
+	assert.equal(last.status, 200);
 });

@@ -187,3 +187,49 @@ test('HTTP/1.0 client without Host is accepted', async (t) => {
 	assert.equal(res?.status, 200, r.text);
 	assert.equal(JSON.parse(res.body.toString()).url, '/echo?v10');
 });
+
+// A client that sends a complete request and then shuts its write side
+// (shutdown(SHUT_WR)) still wants the answer: the FIN may arrive in the same
+// read as the body, and must not be taken for an abort.
+test('complete POST then half-close: the 200 still arrives (20 rounds)', async (t) => {
+	// keepalive = 0: every round connects afresh, so the FIN arrives while
+	// the body still waits for the upstream connection.
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ pools: { p: { keepalive: 0, servers: [{ name: 'a', backend: b }] } }, t });
+	for (let i = 0; i < 20; i++) {
+		const c = await RawConn.open(s.port);
+		t.after(() => c.destroy());
+		await c.write(`POST /echo?i=${i} HTTP/1.1\r\nHost: half.test\r\nContent-Length: 5\r\n\r\nhello`);
+		c.end();
+		let rs;
+		try {
+			rs = await c.waitResponses(1, { timeout: 3000 });
+		} catch (e) {
+			assert.fail(`round ${i}: no complete response: ${e.message}`);
+		}
+		assert.equal(rs[0].status, 200, `round ${i}: ${c.text.slice(0, 200)}`);
+		const j = JSON.parse(rs[0].body.toString());
+		assert.equal(j.url, `/echo?i=${i}`);
+		assert.equal(j.body, 'hello', `round ${i}: the backend got the whole body`);
+		assert.ok(await c.waitClose(2000), `round ${i}: closed after the answer`);
+		c.destroy();
+	}
+	assert.equal(b.requests.length, 20);
+	const lines = await s.waitForAccessLog(20);
+	assert.ok(lines.every((x) => x.status === 200 && x.termination === 'ok'), JSON.stringify(lines.map((x) => [x.status, x.termination])));
+});
+
+test('POST cut short by a half-close: no 200, connection closed, log says client_closed', async (t) => {
+	const { b, s } = await setup(t);
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write('POST /echo HTTP/1.1\r\nHost: half.test\r\nContent-Length: 10\r\n\r\nhello');
+	c.end();
+	assert.ok(await c.waitClose(3000), `closed; received:\n${c.text}`);
+	assert.doesNotMatch(c.text, /^HTTP\/1\.1 2/, 'no success answer');
+	const lines = await s.waitForAccessLog((l) => l.some((x) => x.path === '/echo'));
+	const line = lines.find((x) => x.path === '/echo');
+	assert.equal(line.termination, 'client_closed');
+	assert.ok(['connect', 'request'].includes(line.phase), line.phase);
+	assert.ok(b.requests.every((r) => !r.complete), 'the backend never got a complete body');
+});

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hasIPv6Loopback, startSluice } from './lib/sluice.mjs';
-import { startBackend } from './lib/backend.mjs';
+import { readHead, startBackend, startRawServer } from './lib/backend.mjs';
 import { rawRequest, request, requestJson } from './lib/client.mjs';
 
 /** One backend and one pool per name; routes refer to pools by those names. */
@@ -154,4 +154,48 @@ test('two listeners (IPv4 and IPv6) share the routes', async (t) => {
 		const r = await request(l.port, { host: l.host, path: '/echo' });
 		assert.equal(r.status, 200, `listener ${l.name}`);
 	}
+});
+
+// RFC 9112 3.2.2: an absolute-form target's authority replaces Host, and
+// the server gets origin-form.
+test('absolute-form target: routed by its authority, forwarded in origin-form with that Host', async (t) => {
+	const pub = await startBackend({ name: 'public', t });
+	const other = await startBackend({ name: 'other', t });
+	const s = await startSluice({
+		pools: { pub: { servers: [{ name: 'public', backend: pub }] }, other: { servers: [{ name: 'other', backend: other }] } },
+		routes: [
+			{ name: 'pub', host: 'public.example', pool: 'pub' },
+			{ name: 'other', host: 'other.example', pool: 'other' },
+		],
+		t,
+	});
+	const r = await rawRequest(s.port, 'GET http://public.example/admin?x=1 HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n');
+	assert.equal(r.responses[0]?.status, 200, r.text.slice(0, 300));
+	assert.equal(other.requests.length, 0, 'the Host field did not pick the route');
+	assert.equal(pub.requests.length, 1, 'routed by the authority');
+	const rec = pub.requests[0];
+	assert.equal(`${rec.method} ${rec.url} HTTP/${rec.httpVersion}`, 'GET /admin?x=1 HTTP/1.1');
+	assert.equal(rec.headers.host, 'public.example');
+	assert.equal(rec.rawHeaders.filter((x, i) => i % 2 === 0 && x.toLowerCase() === 'host').length, 1, 'exactly one Host');
+	assert.equal(rec.headers['x-forwarded-host'], 'public.example');
+	const line = (await s.waitForAccessLog(1))[0];
+	assert.equal(line.server, 'pub/public');
+});
+
+test('absolute-form target without a path is forwarded as "/"; the scheme is case-insensitive', async (t) => {
+	const raw = await startRawServer(async (sock, i, r) => {
+		const h = await readHead(sock);
+		r.requests.push(h);
+		sock.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+	}, { t });
+	const s = await startSluice({ backends: [raw], routes: [{ host: 'public.example', pool: 'p' }], t });
+	for (const target of ['http://public.example', 'HTTP://Public.Example:8080/p']) {
+		const r = await rawRequest(s.port, `GET ${target} HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n`);
+		assert.equal(r.responses[0]?.status, 200, `${target}: ${r.text.slice(0, 200)}`);
+	}
+	assert.equal(raw.requests.length, 2);
+	assert.equal(raw.requests[0].startLine, 'GET / HTTP/1.1');
+	assert.equal(raw.requests[0].headers.host, 'public.example');
+	assert.equal(raw.requests[1].startLine, 'GET /p HTTP/1.1');
+	assert.equal(raw.requests[1].headers.host.toLowerCase(), 'public.example:8080', 'the authority, port included');
 });

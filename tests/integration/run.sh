@@ -4,8 +4,10 @@
 # file at a time, against the sluice binary named by SLUICE_BIN.
 #
 # Environment (set by "make check"): SLUICE_BIN, SLUICE_SRCDIR,
-# SLUICE_SANITIZERS=1 for a sanitizer build, NODE. Each run gets a fresh
-# directory in SLUICE_TEST_TMPDIR (also TMPDIR), removed when the suite passes.
+# SLUICE_BUILDDIR, SLUICE_SANITIZERS=1 for a sanitizer build, NODE; also
+# SLUICE_NODE_MODULES to take the npm packages from elsewhere. Each run gets
+# a fresh directory in SLUICE_TEST_TMPDIR (also TMPDIR), removed when the
+# suite passes.
 # Exit codes follow automake: 0 pass, 1 fail, 77 skip, 99 hard error.
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +30,51 @@ set -- "$here"/*.test.mjs
 if [ ! -f "$1" ]; then
 	echo "SKIP: no $here/*.test.mjs yet"
 	exit 77
+fi
+
+# The npm packages of package.json (ws, socket.io, socket.io-client: real
+# peers for the WebSocket and Socket.io tests), found through
+# SLUICE_NODE_MODULES by lib/deps.mjs. An installed tests/integration/
+# node_modules is used as it is; otherwise (a fresh checkout, or the
+# read-only source tree of "make distcheck") "npm ci" installs them into the
+# build tree, once per package-lock.json. When that fails the other tests
+# still run and the ones needing the packages fail saying why.
+install_npm_deps() {
+	if [ -n "${SLUICE_NODE_MODULES:-}" ]; then
+		return 0
+	fi
+	if [ -d "$here/node_modules" ]; then
+		SLUICE_NODE_MODULES=$here
+		return 0
+	fi
+	deps=${SLUICE_BUILDDIR:-$(pwd)}/tests/integration-deps
+	SLUICE_NODE_MODULES=$deps
+	if [ -f "$deps/node_modules/.package-lock.json" ] &&
+		cmp -s "$here/package-lock.json" "$deps/package-lock.json"; then
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "WARNING: npm not found: the tests that need ws/socket.io will fail (install npm, or run \"npm ci\" in $here)"
+		return 0
+	fi
+	echo "npm ci in $deps"
+	mkdir -p "$deps" &&
+		rm -f "$deps/package-lock.json" &&
+		cp "$here/package.json" "$here/package-lock.json" "$deps/" || return 0
+	if command -v timeout >/dev/null 2>&1; then
+		(cd "$deps" && timeout --kill-after=10 300 npm ci --no-audit --no-fund) && return 0
+	else
+		(cd "$deps" && npm ci --no-audit --no-fund) && return 0
+	fi
+	# A half-done install must not pass the check above next time.
+	rm -f "$deps/package-lock.json"
+	echo "WARNING: npm ci failed in $deps: the tests that need ws/socket.io will fail"
+}
+if [ -f "$here/package-lock.json" ]; then
+	install_npm_deps
+fi
+if [ -n "${SLUICE_NODE_MODULES:-}" ]; then
+	export SLUICE_NODE_MODULES
 fi
 
 major=$("$node" -p 'process.versions.node.split(".")[0]')
@@ -59,7 +106,7 @@ else
 	one_by_one=yes
 fi
 
-echo "node $("$node" --version), sluice $SLUICE_BIN, sanitizers ${SLUICE_SANITIZERS:-0}, tmp $SLUICE_TEST_TMPDIR"
+echo "node $("$node" --version), sluice $SLUICE_BIN, sanitizers ${SLUICE_SANITIZERS:-0}, npm packages from ${SLUICE_NODE_MODULES:-nowhere}, tmp $SLUICE_TEST_TMPDIR"
 
 # timeout(1) puts the runner in its own process group and, on expiry, signals
 # the whole group: node, its test files and every sluice or backend they

@@ -128,3 +128,27 @@ test('shutdown_timeout bounds the wait: a hanging request does not keep sluice a
 	assert.ok(line, 'the cut exchange is logged');
 	assert.equal(line.termination, 'shutdown');
 });
+
+test('a second SIGTERM ends a hanging exchange now instead of after shutdown_timeout', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ backends: [b], shutdownTimeout: '30s', timeouts: { response_header: '60s' }, t });
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write('GET /hang HTTP/1.1\r\nHost: hang.test\r\n\r\n');
+	await waitUntil(() => b.requests.length === 1, 3000, 'request at the backend');
+	s.kill('SIGTERM');
+	await sleep(700);
+	assert.equal(s.exitInfo, null, 'still running after the first SIGTERM (the exchange is in flight)');
+	assert.ok(!c.closed, 'the in-flight client connection is kept');
+	const t0 = Date.now();
+	s.kill('SIGTERM');
+	const exit = await s.waitExit(5000);
+	const dt = Date.now() - t0;
+	assert.equal(exit.forced, false, `exited on its own (${dt} ms)`);
+	assert.ok(dt <= 2000 * SLOW, `exited within 2 s of the second SIGTERM (${dt} ms)`);
+	assert.equal(exit.code, 0);
+	assert.ok(await c.waitClose(1000), 'client connection closed');
+	const line = s.accessLog().find((x) => x.path === '/hang');
+	assert.ok(line, 'the cut exchange is logged');
+	assert.equal(line.termination, 'shutdown');
+});

@@ -190,3 +190,58 @@ test('error answers carry a short text/plain body', async (t) => {
 	assert.ok(res.body.length > 0 && res.body.length < 512);
 	assert.match(res.body.toString(), /400/);
 });
+
+// sluice is not a forward proxy: CONNECT and authority-form targets are
+// refused, not routed as "/" and forwarded.
+test('CONNECT host:443 -> 501, closes, forwards nothing', async (t) => {
+	const { b, s } = await setup(t);
+	const r = await rawRequest(s.port, 'CONNECT public.example:443 HTTP/1.1\r\nHost: public.example:443\r\n\r\n', { timeout: 3000 });
+	assertErrorAnswer(r, [501]);
+	await sleep(100);
+	assert.equal(b.connections, 0, 'no upstream connection');
+	assert.equal(b.requests.length, 0);
+	const lines = await s.waitForAccessLog(1);
+	assert.equal(lines[0].status, 501);
+	assert.equal(lines[0].termination, 'not_implemented');
+	assert.equal(lines[0].server, null);
+});
+
+test('CONNECT with an IP authority and over HTTP/1.0 -> 501 too', async (t) => {
+	const { b, s } = await setup(t);
+	for (const req of ['CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n', 'CONNECT public.example:443 HTTP/1.0\r\n\r\n']) {
+		const r = await rawRequest(s.port, req, { timeout: 3000 });
+		assertErrorAnswer(r, [501]);
+	}
+	await sleep(100);
+	assert.equal(b.connections, 0, 'no upstream connection');
+});
+
+test('authority-form target with GET/OPTIONS/POST -> 400/501, closes, forwards nothing', async (t) => {
+	const { b, s } = await setup(t);
+	for (const m of ['GET', 'OPTIONS', 'POST']) {
+		const r = await rawRequest(s.port, `${m} public.example:443 HTTP/1.1\r\nHost: public.example\r\nContent-Length: 0\r\n\r\n`, { timeout: 3000 });
+		assertErrorAnswer(r, [400, 501]);
+	}
+	await sleep(100);
+	assert.equal(b.connections, 0, 'no upstream connection');
+});
+
+// Absolute-form targets that cannot be rewritten to origin-form.
+const BAD_ABSOLUTE = [
+	['a scheme other than http(s) (ftp://x/y)', 'GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n'],
+	['a query right after the authority (http://h?q)', 'GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n'],
+	['userinfo in the authority (http://u@h/x)', 'GET http://u@strict.test/x HTTP/1.1\r\nHost: strict.test\r\n\r\n'],
+	['an empty authority (http:///x)', 'GET http:///x HTTP/1.1\r\nHost: strict.test\r\n\r\n'],
+];
+
+for (const [name, req] of BAD_ABSOLUTE) {
+	test(`absolute-form target with ${name} -> 400, closes, forwards nothing`, async (t) => {
+		const { b, s } = await setup(t);
+		const r = await rawRequest(s.port, req, { timeout: 3000 });
+		assertErrorAnswer(r, [400]);
+		await sleep(100);
+		assert.equal(b.connections, 0, `backend received ${JSON.stringify(b.requests.map((x) => x.url))}`);
+		const lines = await s.waitForAccessLog(1);
+		assert.equal(lines[0].termination, 'bad_request');
+	});
+}

@@ -1,8 +1,9 @@
 /*
  * Config tests: files written to a temporary directory and loaded (every
  * field, defaults, each validation error with its exact FILE:LINE text), the
- * duration, size and address parsers, route matching, reference counting,
- * and that conf/sluice.conf and docs/configuration.md agree with the tables.
+ * duration, size and address parsers, route matching, sticky options and
+ * the sticky key, reference counting, and that conf/sluice.conf and
+ * docs/configuration.md agree with the tables.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -128,14 +129,16 @@ static const char full_conf[] =
 	"log_level = debug\n"
 	"access_log = \"/var/log/sluice/access.log\"\n"
 	"shutdown_timeout = 2m\n"
+	"sticky_key = \"0123456789abcdef-key\"\n"
 	"listener \"web\" { address = \"0.0.0.0:8080\" backlog = 128 }\n"
 	"listener \"v6\" {\n"
 	"  address = \"[::1]:8443\"\n"
 	"}\n"
 	"// routes may name pools defined further down\n"
-	"route \"api\" { host = \"API.Example.com\" path = /api pool = chat }\n"
+	"route \"api\" { host = \"API.Example.com\" path = /api pool = chat\n"
+	"  sticky = \"socketio,cookie\" sticky_cookie = \"SID_x\" }\n"
 	"route \"all\" { pool = \"static\" }\n"
-	"route \"sub\" { host = \"*.example.com\" path = \"/\" pool = \"chat\" }\n"
+	"route \"sub\" { host = \"*.example.com\" path = \"/\" pool = \"chat\" sticky = socketio }\n"
 	"pool \"chat\" {\n"
 	"  retries = 5\n"
 	"  keepalive = 0\n"
@@ -153,11 +156,13 @@ static const char full_conf[] =
 	"  response_header = 4\n"
 	"  body_idle = 1h\n"
 	"  upstream_idle = 90s\n"
+	"  tunnel_idle = 50s\n"
 	"}\n"
 	"limits {\n"
 	"  max_header_size = 32k\n"
 	"  max_headers = 50\n"
 	"  max_uri = 2K\n"
+	"  ws_max_message = 4g\n"
 	"}\n";
 
 static void
@@ -182,9 +187,14 @@ test_load_full(void **state)
 	assert_int_equal(cfg->timeouts.body_idle_ms, 3600 * 1000);
 	assert_int_equal(cfg->timeouts.upstream_idle_ms, 90 * 1000);
 	assert_int_equal(cfg->timeouts.shutdown_ms, 120 * 1000);
+	assert_int_equal(cfg->timeouts.tunnel_idle_ms, 50 * 1000);
 	assert_int_equal(cfg->limits.max_header_size, 32 * 1024);
 	assert_int_equal(cfg->limits.max_headers, 50);
 	assert_int_equal(cfg->limits.max_uri, 2048);
+	assert_true(cfg->limits.ws_max_message == 4ULL << 30);
+	assert_int_equal(cfg->sticky_key_len, 20);
+	assert_memory_equal(cfg->sticky_key, "0123456789abcdef-key", 20);
+	assert_false(cfg->sticky_key_random);
 
 	assert_int_equal(cfg->nlisteners, 2);
 	assert_string_equal(cfg->listeners[0].name, "web");
@@ -243,7 +253,11 @@ test_load_full(void **state)
 	assert_ptr_equal(cfg->routes[0].pool, chat);
 	assert_string_equal(cfg->routes[0].pool_name, "chat");
 	assert_int_equal(cfg->routes[0].index, 0);
+	assert_int_equal(cfg->routes[0].sticky, CONFIG_STICKY_COOKIE | CONFIG_STICKY_SOCKETIO);
+	assert_string_equal(cfg->routes[0].sticky_cookie, "SID_x");
 	assert_string_equal(cfg->routes[1].name, "sub");
+	assert_int_equal(cfg->routes[1].sticky, CONFIG_STICKY_SOCKETIO);
+	assert_string_equal(cfg->routes[1].sticky_cookie, "sluice");
 	assert_int_equal(cfg->routes[1].host_kind, CONFIG_HOST_SUFFIX);
 	assert_string_equal(cfg->routes[1].host, ".example.com");
 	assert_int_equal(cfg->routes[1].host_len, strlen(".example.com"));
@@ -258,6 +272,8 @@ test_load_full(void **state)
 	assert_ptr_equal(cfg->routes[2].pool, stat);
 	assert_string_equal(cfg->routes[2].pool_name, "static");
 	assert_int_equal(cfg->routes[2].index, 1);
+	assert_int_equal(cfg->routes[2].sticky, 0);
+	assert_string_equal(cfg->routes[2].sticky_cookie, "sluice");
 	config_unref(cfg);
 }
 
@@ -281,9 +297,17 @@ test_load_defaults(void **state)
 	assert_int_equal(cfg->timeouts.body_idle_ms, 60000);
 	assert_int_equal(cfg->timeouts.upstream_idle_ms, 60000);
 	assert_int_equal(cfg->timeouts.shutdown_ms, 30000);
+	assert_int_equal(cfg->timeouts.tunnel_idle_ms, 120000);
 	assert_int_equal(cfg->limits.max_header_size, 16 * 1024);
 	assert_int_equal(cfg->limits.max_headers, 100);
 	assert_int_equal(cfg->limits.max_uri, 8 * 1024);
+	assert_true(cfg->limits.ws_max_message == 64ULL << 20);
+	/* No cookie stickiness: no key, not even a random one. */
+	assert_null(cfg->sticky_key);
+	assert_int_equal(cfg->sticky_key_len, 0);
+	assert_false(cfg->sticky_key_random);
+	assert_int_equal(cfg->routes[0].sticky, 0);
+	assert_string_equal(cfg->routes[0].sticky_cookie, "sluice");
 	assert_int_equal(cfg->listeners[0].backlog, 511);
 	assert_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "0.0.0.0", 80);
 	assert_int_equal(cfg->pools[0].retries, 2);
@@ -376,6 +400,51 @@ static const struct error_case value_errors[] = {
 	{ "timeouts {\n\n  client_idle = \"3 s\"\n}\n",
 	  ":3: timeouts: invalid client_idle \"3 s\" (expected a duration such as 500ms, 10s, 2m or 1h)" },
 	{ "timeouts {\n  body_idle = 25h\n}\n", ":2: timeouts: invalid body_idle \"25h\" (must be in 1ms..24h)" },
+	{ "timeouts {\n  tunnel_idle = 0\n}\n", ":2: timeouts: invalid tunnel_idle \"0\" (must be in 1ms..24h)" },
+	{ "timeouts {\n  tunnel_idle = 2d\n}\n",
+	  ":2: timeouts: invalid tunnel_idle \"2d\" (expected a duration such as 500ms, 10s, 2m or 1h)" },
+	{ "limits {\n  ws_max_message = 1023\n}\n",
+	  ":2: limits: invalid ws_max_message \"1023\" (must be in 1k..4g)" },
+	{ "limits {\n\n  ws_max_message = 4097m\n}\n",
+	  ":3: limits: invalid ws_max_message \"4097m\" (must be in 1k..4g)" },
+	{ "limits {\n  ws_max_message = 1t\n}\n",
+	  ":2: limits: invalid ws_max_message \"1t\" (expected a size such as 512, 16k or 1m)" },
+	{ "limits {\n  ws_max_message = 99999999999999999999g\n}\n",
+	  ":2: limits: invalid ws_max_message \"99999999999999999999g\" (expected a size such as 512, 16k or 1m)" },
+	{ BASE "route \"r\" {\n  pool = p\n  sticky = sid\n}\n",
+	  ":7: route \"r\": invalid sticky \"sid\" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" { pool = p sticky = \"off cookie\" }\n",
+	  ":5: route \"r\": invalid sticky \"off cookie\" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" { pool = p sticky = \"\" }\n",
+	  ":5: route \"r\": invalid sticky \"\" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" { pool = p sticky = \" , \" }\n",
+	  ":5: route \"r\": invalid sticky \" , \" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" { pool = p sticky = \"cookie;socketio\" }\n",
+	  ":5: route \"r\": invalid sticky \"cookie;socketio\" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" { pool = p sticky = Cookie }\n",
+	  ":5: route \"r\": invalid sticky \"Cookie\" (expected off, cookie, socketio or \"cookie socketio\")" },
+	{ BASE "route \"r\" {\n  pool = p\n  sticky_cookie = \"a b\"\n}\n",
+	  ":7: route \"r\": invalid sticky_cookie \"a b\" (expected a cookie name of 1 to 64 letters, "
+	  "digits or any of !#$%&'*+-.^_`|~)" },
+	{ BASE "route \"r\" { pool = p sticky_cookie = \"a;b\" }\n",
+	  ":5: route \"r\": invalid sticky_cookie \"a;b\" (expected a cookie name of 1 to 64 letters, "
+	  "digits or any of !#$%&'*+-.^_`|~)" },
+	{ BASE "route \"r\" { pool = p sticky_cookie = \"a=b\" }\n",
+	  ":5: route \"r\": invalid sticky_cookie \"a=b\" (expected a cookie name of 1 to 64 letters, "
+	  "digits or any of !#$%&'*+-.^_`|~)" },
+	{ BASE "route \"r\" { pool = p sticky_cookie = \"\" }\n",
+	  ":5: route \"r\": invalid sticky_cookie \"\" (expected a cookie name of 1 to 64 letters, "
+	  "digits or any of !#$%&'*+-.^_`|~)" },
+	{ BASE "route \"r\" { pool = p sticky_cookie = "
+	  "\"x123456789x123456789x123456789x123456789x123456789x123456789x1234\" }\n",
+	  ":5: route \"r\": invalid sticky_cookie "
+	  "\"x123456789x123456789x123456789x123456789x123456789x123456789x1234\" (expected a cookie "
+	  "name of 1 to 64 letters, digits or any of !#$%&'*+-.^_`|~)" },
+	/* The key is a secret: its errors never quote it. */
+	{ "\n\nsticky_key = \"short-secret\"\n", ":3: sticky_key must be at least 16 bytes" },
+	{ "sticky_key = \"\"\n", ":1: sticky_key must be at least 16 bytes" },
+	{ BASE "sticky_key = \"0123456789abcdef\"\n# c\nsticky_key = \"0123456789abcdef\"\n",
+	  ":7: duplicate option \"sticky_key\" (first set at line 5)" },
 	{ "limits {\n  max_header_size = 512\n}\n",
 	  ":2: limits: invalid max_header_size \"512\" (must be in 1k..1m)" },
 	{ "limits {\n  max_header_size = 2m\n}\n",
@@ -461,6 +530,103 @@ test_structure_errors(void **state)
 {
 	(void)state;
 	run_cases(structure_errors, sizeof(structure_errors) / sizeof(structure_errors[0]));
+}
+
+/* Values that load, and the sticky key's length bounds. */
+static void
+test_sticky_options(void **state)
+{
+	static const struct {
+		const char *text;
+		unsigned bits;
+	} modes[] = {
+		{ "off", 0 }, { "\"off\"", 0 }, { "cookie", CONFIG_STICKY_COOKIE },
+		{ "socketio", CONFIG_STICKY_SOCKETIO },
+		{ "\"cookie socketio\"", CONFIG_STICKY_COOKIE | CONFIG_STICKY_SOCKETIO },
+		{ "\"socketio cookie\"", CONFIG_STICKY_COOKIE | CONFIG_STICKY_SOCKETIO },
+		{ "\"cookie,socketio\"", CONFIG_STICKY_COOKIE | CONFIG_STICKY_SOCKETIO },
+		{ "\" socketio ,\tcookie \"", CONFIG_STICKY_COOKIE | CONFIG_STICKY_SOCKETIO },
+		{ "\"cookie cookie\"", CONFIG_STICKY_COOKIE },
+	};
+	char text[2048], err[512], want[600], key[1100];
+	struct config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(text, sizeof(text), BASE "sticky_key = \"0123456789abcdef\"\n"
+			"route \"r\" { pool = p sticky = %s }\n", modes[i].text);
+		cfg = load_ok(text);
+		if (cfg->routes[0].sticky != modes[i].bits)
+			fail_msg("sticky = %s: got %u, want %u", modes[i].text, cfg->routes[0].sticky,
+				modes[i].bits);
+		config_unref(cfg);
+	}
+	cfg = load_ok(BASE "route \"r\" { pool = p sticky_cookie = \"__Host-a!#$%&'*+-.^_`|~9\" }\n");
+	assert_string_equal(cfg->routes[0].sticky_cookie, "__Host-a!#$%&'*+-.^_`|~9");
+	config_unref(cfg);
+
+	/* 16 and 1024 bytes are the bounds; 1025 is refused without echoing it. */
+	memset(key, 'k', 1024);
+	key[1024] = '\0';
+	snprintf(text, sizeof(text), BASE "sticky_key = \"%s\"\n", key);
+	cfg = load_ok(text);
+	assert_int_equal(cfg->sticky_key_len, 1024);
+	assert_memory_equal(cfg->sticky_key, key, 1024);
+	config_unref(cfg);
+	cfg = load_ok(BASE "sticky_key = 0123456789abcdef\n");
+	assert_int_equal(cfg->sticky_key_len, 16);
+	config_unref(cfg);
+	key[1024] = 'k';
+	key[1025] = '\0';
+	snprintf(text, sizeof(text), BASE "sticky_key = \"%s\"\n", key);
+	assert_null(load_text(text, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s/t.conf:5: sticky_key must be at most 1024 bytes", dir);
+	assert_string_equal(err, want);
+
+	/* The key may come from the environment. */
+	assert_int_equal(setenv("SLUICE_TEST_STICKY_KEY", "from-the-environment", 1), 0);
+	cfg = load_ok(BASE "sticky_key = \"${SLUICE_TEST_STICKY_KEY}\"\n");
+	assert_int_equal(cfg->sticky_key_len, strlen("from-the-environment"));
+	assert_memory_equal(cfg->sticky_key, "from-the-environment", cfg->sticky_key_len);
+	config_unref(cfg);
+	assert_int_equal(unsetenv("SLUICE_TEST_STICKY_KEY"), 0);
+	assert_null(load_text(BASE "sticky_key = \"${SLUICE_TEST_STICKY_KEY}\"\n", err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s/t.conf:5: sticky_key must be at least 16 bytes", dir);
+	assert_string_equal(err, want);
+}
+
+/* Cookie stickiness without sticky_key: one random key per process. */
+static void
+test_sticky_key_random(void **state)
+{
+	static const char zero[32];
+	struct config *a, *b, *c;
+
+	(void)state;
+	a = load_ok(BASE "route \"r\" { pool = p sticky = \"cookie socketio\" }\n");
+	assert_true(a->sticky_key_random);
+	assert_int_equal(a->sticky_key_len, 32);
+	assert_non_null(a->sticky_key);
+	assert_memory_not_equal(a->sticky_key, zero, 32);
+	/* A reload keeps the key, so clients keep their cookies. */
+	b = load_ok(BASE "route \"x\" { path = \"/x\" pool = p }\n"
+		"route \"r\" { pool = p sticky = cookie }\n");
+	assert_true(b->sticky_key_random);
+	assert_int_equal(b->sticky_key_len, 32);
+	assert_ptr_not_equal(a->sticky_key, b->sticky_key);
+	assert_memory_equal(a->sticky_key, b->sticky_key, 32);
+	config_unref(a);
+	config_unref(b);
+	/* socketio alone needs no key; a key in the file wins. */
+	c = load_ok(BASE "route \"r\" { pool = p sticky = socketio }\n");
+	assert_null(c->sticky_key);
+	assert_false(c->sticky_key_random);
+	config_unref(c);
+	c = load_ok(BASE "sticky_key = \"0123456789abcdef\"\nroute \"r\" { pool = p sticky = cookie }\n");
+	assert_false(c->sticky_key_random);
+	assert_int_equal(c->sticky_key_len, 16);
+	assert_memory_equal(c->sticky_key, "0123456789abcdef", 16);
+	config_unref(c);
 }
 
 static void
@@ -826,7 +992,7 @@ test_reference_files(void **state)
 	}
 	*q = '\0';
 	config_foreach_directive(check_directive, &rc);
-	assert_int_equal(rc.count, 28);
+	assert_int_equal(rc.count, 33);
 	free(rc.conf);
 	free(rc.docs);
 }
@@ -846,12 +1012,17 @@ test_sluice_conf(void **state)
 	assert_string_equal(cfg->listeners[0].address, "0.0.0.0:8080");
 	assert_int_equal(cfg->npools, 1);
 	assert_string_equal(cfg->pools[0].name, "demo");
-	assert_int_equal(cfg->pools[0].nservers, 2);
+	assert_int_equal(cfg->pools[0].nservers, 3);
 	assert_string_equal(cfg->pools[0].servers[0].address, "127.0.0.1:3001");
 	assert_string_equal(cfg->pools[0].servers[1].address, "127.0.0.1:3002");
+	assert_string_equal(cfg->pools[0].servers[2].address, "127.0.0.1:3003");
 	assert_int_equal(cfg->nroutes, 1);
 	assert_string_equal(cfg->routes[0].name, "all");
 	assert_ptr_equal(cfg->routes[0].pool, &cfg->pools[0]);
+	/* The demo is a Socket.io chat: sid stickiness, so no key needed. */
+	assert_int_equal(cfg->routes[0].sticky, CONFIG_STICKY_SOCKETIO);
+	assert_string_equal(cfg->routes[0].sticky_cookie, "sluice");
+	assert_null(cfg->sticky_key);
 	config_unref(cfg);
 }
 
@@ -864,6 +1035,8 @@ main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_value_errors),
 		cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_sticky_options),
+		cmocka_unit_test(test_sticky_key_random),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),

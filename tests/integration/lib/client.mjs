@@ -355,3 +355,51 @@ export async function requestJson(port, opts) {
 	}
 	return r;
 }
+
+/**
+ * Write to a RawConn as fast as it takes the bytes, honouring backpressure:
+ * next(pos) returns the next Buffer (pos = bytes written so far). Stops when
+ * total bytes are written, until() turns true (polled between writes and
+ * every 20 ms while blocked), the connection closes or fails, or timeout ms
+ * pass. Resolves {written, why: 'done' | 'until' | 'closed' | 'error' |
+ * 'timeout'}; written counts bytes handed to the socket.
+ */
+export function pump(c, { next, total = Infinity, until, timeout = 10000 }) {
+	return new Promise((resolve) => {
+		const sock = c.sock;
+		const t0 = Date.now();
+		let written = 0;
+		let finished = false;
+		const finish = (why) => {
+			if (finished) return;
+			finished = true;
+			clearInterval(poll);
+			sock.removeListener('drain', go);
+			c.waiters.delete(onState);
+			resolve({ written, why });
+		};
+		const onState = () => {
+			if (c.error) finish('error');
+			else if (c.closed) finish('closed');
+		};
+		function go() {
+			while (!finished) {
+				if (written >= total) return finish('done');
+				if (until && until()) return finish('until');
+				if (c.error) return finish('error');
+				if (c.closed || sock.destroyed || !sock.writable) return finish('closed');
+				let b = next(written);
+				if (written + b.length > total) b = b.subarray(0, total - written);
+				written += b.length;
+				if (!sock.write(b)) return; // 'drain' calls go() again
+			}
+		}
+		const poll = setInterval(() => {
+			if (until && until()) finish('until');
+			else if (Date.now() - t0 > timeout * SLOW) finish('timeout');
+		}, 20);
+		sock.on('drain', go);
+		c.waiters.add(onState);
+		go();
+	});
+}

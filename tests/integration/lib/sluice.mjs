@@ -104,7 +104,9 @@ export function poolOf(backends, { retries, keepalive, weights, names } = {}) {
  *   listeners: [{name, host, port, backlog}] (filled by startSluice)
  *   pools: {name: {retries, keepalive, servers: [{name, address|backend|port, weight}]}}
  *   backends: [b...] shortcut for pools = {p: poolOf(backends)}
- *   routes: [{name, host, path, pool}] (default: everything to the first pool)
+ *   routes: [{name, host, path, pool, sticky, stickyCookie}] (default: everything
+ *           to the first pool); sticky: 'off' | 'cookie' | 'socketio' | 'cookie socketio'
+ *   stickyKey: sticky_key (HMAC key of sticky cookies)
  *   timeouts: {client_header: '1s', ...}, limits: {max_header_size: '1k', ...}
  *   extra: raw text appended
  */
@@ -116,6 +118,7 @@ export function buildConfig(opts, ctx = {}) {
 	if (al === 'file') L.push(`access_log = "${ctx.accessLogPath}"`);
 	else L.push(`access_log = "${al}"`);
 	L.push(`shutdown_timeout = ${opts.shutdownTimeout ?? '2s'}`);
+	if (opts.stickyKey !== undefined) L.push(`sticky_key = "${opts.stickyKey}"`);
 	for (const l of ctx.listeners || opts.listeners || []) {
 		L.push(`listener "${l.name}" {`);
 		L.push(`\taddress = "${bracket(l.host)}:${l.port}"`);
@@ -142,6 +145,8 @@ export function buildConfig(opts, ctx = {}) {
 		if (r.host !== undefined) parts.push(`host = "${r.host}"`);
 		if (r.path !== undefined) parts.push(`path = "${r.path}"`);
 		parts.push(`pool = "${r.pool}"`);
+		if (r.sticky !== undefined) parts.push(`sticky = "${r.sticky}"`);
+		if (r.stickyCookie !== undefined) parts.push(`sticky_cookie = "${r.stickyCookie}"`);
 		L.push(`route "${r.name || `r${i}`}" { ${parts.join(' ')} }`);
 	});
 	if (opts.timeouts && Object.keys(opts.timeouts).length) {
@@ -238,6 +243,7 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|Und
  *   listen: [{name, host}] listeners to create (default one on 127.0.0.1)
  *   t: a node:test context; when given, t.after() stops this sluice
  *   env: extra environment; args: extra CLI args
+ *   ulimitNofile: start it under `sh -c 'ulimit -n N; exec sluice ...'`
  * Resolves when every listener accepts; rejects with stderr on early exit.
  */
 export async function startSluice(opts = {}) {
@@ -275,10 +281,16 @@ async function startSluiceOnce(opts) {
 	} else text = buildConfig(opts, ctx);
 	fs.writeFileSync(configPath, text);
 
-	const proc = trackProcess(spawn(SLUICE_BIN, [...(opts.args || []), '-c', configPath], {
+	const argv = [...(opts.args || []), '-c', configPath];
+	const spawnOpts = {
 		stdio: ['ignore', 'pipe', 'pipe'],
 		env: { ...process.env, ...(opts.env || {}) },
-	}));
+	};
+	// ulimitNofile: run under `ulimit -n N` through sh, which then execs
+	// sluice, so that the PID stays the one we track.
+	const proc = trackProcess(opts.ulimitNofile
+		? spawn('sh', ['-c', `ulimit -n ${Number(opts.ulimitNofile)} && exec "$0" "$@"`, SLUICE_BIN, ...argv], spawnOpts)
+		: spawn(SLUICE_BIN, argv, spawnOpts));
 	let stdout = '';
 	let stderr = '';
 	proc.stdout.setEncoding('utf8');
