@@ -119,8 +119,8 @@ struct config {
 };
 
 /*
- * One directive of the file format as config.c's tables describe it, for
- * reference output and for the tests that keep conf/sluice.conf and
+ * One directive of the file format as the tables in config_table.c describe
+ * it, for reference output and for the tests that keep conf/sluice.conf and
  * docs/configuration.md in step with the code.
  */
 struct config_directive {

@@ -1,13 +1,10 @@
 /*
- * Configuration generations: reads a libconfuse file, checks it against the
- * option tables below, builds the immutable struct config that the rest of
- * sluice shares by reference, and answers route lookups against it. It opens
- * no socket and no file named in the config (listener.c and log.c do).
+ * Configuration generations: reads a file, has libconfuse parse it against
+ * the directive tables (config_table.c), reports the first error as FILE:LINE,
+ * builds the immutable struct config and shares it by reference. Only this
+ * file includes <confuse.h>; it opens no socket or file the config names.
  */
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,289 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <confuse.h>
 
-#include "config.h"
+#include "config-int.h"
 
-#define ARRAY_LEN(a)	(sizeof(a) / sizeof((a)[0]))
-#define MS_PER_DAY	(24ULL * 3600 * 1000)
 #define MAX_FILE_SIZE	(16u << 20)
-#define MAX_NAME_LEN	64
-#define MAX_HOST_LEN	253
-#define MAX_COOKIE_NAME	64
 #define STICKY_KEY_RANDOM_LEN	32
 
-/* ------------------------------------------------------------------ tables */
-
-enum opt_type {
-	OPT_SECTION = 0,	/* a nested block; see struct section_def */
-	OPT_UINT,		/* unsigned, bounded */
-	OPT_INT,		/* int, bounded */
-	OPT_DURATION,		/* unsigned milliseconds, bounded */
-	OPT_SIZE,		/* size_t bytes, bounded */
-	OPT_SIZE64,		/* uint64_t bytes, bounded */
-	OPT_LOG_LEVEL,		/* enum config_log_level */
-	OPT_LOG_TARGET,		/* char *: NULL for "off" */
-	OPT_ADDRESS,		/* char * as written, sockaddr at aux, socklen_t at aux2 */
-	OPT_HOST,		/* char * pattern, enum config_host_kind at aux, size_t len at aux2 */
-	OPT_PATH,		/* char * prefix, size_t length at aux */
-	OPT_REF,		/* char * name of another object, resolved after parsing */
-	OPT_STICKY,		/* unsigned CONFIG_STICKY_* bits */
-	OPT_COOKIE_NAME,	/* char *, an RFC 6265 cookie-name token */
-	OPT_SECRET,		/* unsigned char * bytes, size_t length at aux; min..max bytes;
-				 * never echoed in an error message */
-};
-
-static const char *const type_names[] = {
-	[OPT_SECTION] = "section",
-	[OPT_UINT] = "integer",
-	[OPT_INT] = "integer",
-	[OPT_DURATION] = "duration",
-	[OPT_SIZE] = "size",
-	[OPT_SIZE64] = "size",
-	[OPT_LOG_LEVEL] = "log level",
-	[OPT_LOG_TARGET] = "log target",
-	[OPT_ADDRESS] = "address",
-	[OPT_HOST] = "host pattern",
-	[OPT_PATH] = "path prefix",
-	[OPT_REF] = "name",
-	[OPT_STICKY] = "sticky mode",
-	[OPT_COOKIE_NAME] = "cookie name",
-	[OPT_SECRET] = "secret",
-};
-
-#define OPT_REQUIRED	0x1	/* no default: the file must set it */
-
-struct load;
-struct section_def;
-
-/*
- * One directive. The same entry drives the libconfuse option list, the
- * checks while parsing, the defaults, the copy into struct config and the
- * reference (config_foreach_directive), so they cannot drift apart.
- */
-struct opt_def {
-	const char *name;
-	enum opt_type type;
-	unsigned flags;
-	const char *def;		/* default as written in a file; NULL: required or computed */
-	unsigned long long min, max;	/* bounds in ms, bytes or units; sections: min count */
-	size_t off;			/* field in the section's struct */
-	size_t aux, aux2;		/* second and third field, per type */
-	unsigned long long (*compute)(void);	/* default computed at load time */
-	const struct section_def *sub;	/* OPT_SECTION */
-	const char *help;
-};
-
-#define SEC_TITLED	0x1	/* written `kind "name" { }`, may repeat, names unique */
-
-struct section_def {
-	const char *name;		/* as libconfuse names the cfg_t; "root" at top */
-	const char *path;		/* for the reference: "pool.server" */
-	unsigned flags;
-	size_t size;			/* element size for titled sections */
-	size_t name_off;		/* char *name in the element, titled sections */
-	const struct opt_def *opts;
-	size_t nopts;
-	int (*check)(struct load *ld, cfg_t *sec, int line);	/* at '}' */
-};
-
-static int check_limits(struct load *ld, cfg_t *sec, int line);
-static unsigned long long default_workers(void);
-
-#define DURATION(n, field, dflt, text) { .name = (n), .type = OPT_DURATION, .def = (dflt), \
-	.min = 1, .max = MS_PER_DAY, .off = offsetof(struct config_timeouts, field), .help = (text) }
-
-static const struct opt_def timeouts_opts[] = {
-	DURATION("client_header", client_header_ms, "10s",
-		"accept (or end of previous response) to complete request head, else 408"),
-	DURATION("client_idle", client_idle_ms, "60s",
-		"keep-alive wait for the next request"),
-	DURATION("connect", connect_ms, "3s",
-		"TCP connect to a server"),
-	DURATION("response_header", response_header_ms, "30s",
-		"request sent to response head, else 504"),
-	DURATION("body_idle", body_idle_ms, "60s",
-		"no progress while a body streams"),
-	DURATION("upstream_idle", upstream_idle_ms, "60s",
-		"an idle upstream keep-alive connection is closed after this"),
-	/* Above Socket.io's default pingInterval + pingTimeout (25s + 20s),
-	 * so that a live but quiet session is never cut by the proxy. */
-	DURATION("tunnel_idle", tunnel_idle_ms, "120s",
-		"a WebSocket tunnel with no byte either way for this long is closed"),
-};
-
-static const struct section_def timeouts_section = {
-	.name = "timeouts", .path = "timeouts",
-	.opts = timeouts_opts, .nopts = ARRAY_LEN(timeouts_opts),
-};
-
-static const struct opt_def limits_opts[] = {
-	{ .name = "max_header_size", .type = OPT_SIZE, .def = "16k", .min = 1024, .max = 1 << 20,
-	  .off = offsetof(struct config_limits, max_header_size),
-	  .help = "whole request head, request line included; over it: 431" },
-	{ .name = "max_headers", .type = OPT_UINT, .def = "100", .min = 1, .max = 10000,
-	  .off = offsetof(struct config_limits, max_headers),
-	  .help = "header fields in one request head; over it: 431" },
-	{ .name = "max_uri", .type = OPT_SIZE, .def = "8k", .min = 64, .max = 1 << 20,
-	  .off = offsetof(struct config_limits, max_uri),
-	  .help = "request-target length, below max_header_size; over it: 414" },
-	{ .name = "ws_max_message", .type = OPT_SIZE64, .def = "64m", .min = 1024, .max = 4ULL << 30,
-	  .off = offsetof(struct config_limits, ws_max_message),
-	  .help = "a WebSocket message, all fragments together; over it: close 1009" },
-};
-
-static const struct section_def limits_section = {
-	.name = "limits", .path = "limits",
-	.opts = limits_opts, .nopts = ARRAY_LEN(limits_opts), .check = check_limits,
-};
-
-static const struct opt_def listener_opts[] = {
-	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
-	  .off = offsetof(struct config_listener, address),
-	  .aux = offsetof(struct config_listener, addr),
-	  .aux2 = offsetof(struct config_listener, addrlen),
-	  .help = "IP:port to listen on; IPv6 as \"[::]:8080\"; \"*:8080\" is any IPv4" },
-	{ .name = "backlog", .type = OPT_INT, .def = "511", .min = 1, .max = 65535,
-	  .off = offsetof(struct config_listener, backlog),
-	  .help = "queue of connections not yet accepted (listen() backlog)" },
-};
-
-static const struct section_def listener_section = {
-	.name = "listener", .path = "listener", .flags = SEC_TITLED,
-	.size = sizeof(struct config_listener),
-	.name_off = offsetof(struct config_listener, name),
-	.opts = listener_opts, .nopts = ARRAY_LEN(listener_opts),
-};
-
-static const struct opt_def server_opts[] = {
-	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
-	  .off = offsetof(struct config_server, address),
-	  .aux = offsetof(struct config_server, addr),
-	  .aux2 = offsetof(struct config_server, addrlen),
-	  .help = "IP:port of the server; host names are not accepted" },
-	{ .name = "weight", .type = OPT_UINT, .def = "1", .min = 1, .max = 1000,
-	  .off = offsetof(struct config_server, weight),
-	  .help = "share of the pool's requests, relative to the other servers" },
-};
-
-static const struct section_def server_section = {
-	.name = "server", .path = "pool.server", .flags = SEC_TITLED,
-	.size = sizeof(struct config_server),
-	.name_off = offsetof(struct config_server, name),
-	.opts = server_opts, .nopts = ARRAY_LEN(server_opts),
-};
-
-static const struct opt_def pool_opts[] = {
-	{ .name = "retries", .type = OPT_UINT, .def = "2", .min = 0, .max = 100,
-	  .off = offsetof(struct config_pool, retries),
-	  .help = "other servers tried after a refused or timed-out connect" },
-	{ .name = "keepalive", .type = OPT_UINT, .def = "32", .min = 0, .max = 10000,
-	  .off = offsetof(struct config_pool, keepalive_max),
-	  .help = "idle upstream connections kept per server and worker; 0 = none" },
-	{ .name = "server", .type = OPT_SECTION, .min = 1, .sub = &server_section,
-	  .off = offsetof(struct config_pool, servers),
-	  .aux = offsetof(struct config_pool, nservers),
-	  .help = "a backend server; one or more per pool" },
-};
-
-static const struct section_def pool_section = {
-	.name = "pool", .path = "pool", .flags = SEC_TITLED,
-	.size = sizeof(struct config_pool),
-	.name_off = offsetof(struct config_pool, name),
-	.opts = pool_opts, .nopts = ARRAY_LEN(pool_opts),
-};
-
-static const struct opt_def route_opts[] = {
-	{ .name = "host", .type = OPT_HOST, .def = "*",
-	  .off = offsetof(struct config_route, host),
-	  .aux = offsetof(struct config_route, host_kind),
-	  .aux2 = offsetof(struct config_route, host_len),
-	  .help = "Host to match: a name, \"*.example.com\" for its subdomains, or \"*\" for any" },
-	{ .name = "path", .type = OPT_PATH, .def = "/",
-	  .off = offsetof(struct config_route, path),
-	  .aux = offsetof(struct config_route, path_len),
-	  .help = "path prefix to match, on whole segments; \"/\" matches every path" },
-	{ .name = "pool", .type = OPT_REF, .flags = OPT_REQUIRED,
-	  .off = offsetof(struct config_route, pool_name),
-	  .help = "the pool that serves the matching requests" },
-	{ .name = "sticky", .type = OPT_STICKY, .def = "off",
-	  .off = offsetof(struct config_route, sticky),
-	  .help = "keep a client on one server: off, cookie, socketio, or \"cookie socketio\" for both" },
-	{ .name = "sticky_cookie", .type = OPT_COOKIE_NAME, .def = "sluice",
-	  .off = offsetof(struct config_route, sticky_cookie),
-	  .help = "name of the cookie that sticky = cookie sets; an RFC 6265 token" },
-};
-
-static const struct section_def route_section = {
-	.name = "route", .path = "route", .flags = SEC_TITLED,
-	.size = sizeof(struct config_route),
-	.name_off = offsetof(struct config_route, name),
-	.opts = route_opts, .nopts = ARRAY_LEN(route_opts),
-};
-
-static const struct opt_def root_opts[] = {
-	{ .name = "workers", .type = OPT_UINT, .min = 1, .max = 64,
-	  .off = offsetof(struct config, workers), .compute = default_workers,
-	  .help = "worker threads; default: the number of online CPUs, at most 64" },
-	{ .name = "log_level", .type = OPT_LOG_LEVEL, .def = "info",
-	  .off = offsetof(struct config, log_level),
-	  .help = "error, warn, info or debug" },
-	{ .name = "access_log", .type = OPT_LOG_TARGET, .def = "-",
-	  .off = offsetof(struct config, access_log),
-	  .help = "\"-\" = stdout, \"off\" = none, otherwise a file path" },
-	{ .name = "shutdown_timeout", .type = OPT_DURATION, .def = "30s", .min = 1, .max = MS_PER_DAY,
-	  .off = offsetof(struct config, timeouts.shutdown_ms),
-	  .help = "grace for in-flight exchanges on SIGTERM" },
-	/* No default on purpose: a key written in a shipped file would be
-	 * known to everyone; without one, build() draws a random one. */
-	{ .name = "sticky_key", .type = OPT_SECRET, .min = 16, .max = 1024,
-	  .off = offsetof(struct config, sticky_key), .aux = offsetof(struct config, sticky_key_len),
-	  .help = "HMAC key that signs sticky cookies, 16 to 1024 bytes; a secret, best set from ${VAR}" },
-	{ .name = "listener", .type = OPT_SECTION, .min = 1, .sub = &listener_section,
-	  .off = offsetof(struct config, listeners), .aux = offsetof(struct config, nlisteners),
-	  .help = "a listening socket; one or more" },
-	{ .name = "pool", .type = OPT_SECTION, .min = 1, .sub = &pool_section,
-	  .off = offsetof(struct config, pools), .aux = offsetof(struct config, npools),
-	  .help = "a group of servers that share requests; one or more" },
-	{ .name = "route", .type = OPT_SECTION, .sub = &route_section,
-	  .off = offsetof(struct config, routes), .aux = offsetof(struct config, nroutes),
-	  .help = "sends the requests it matches to a pool; most specific match wins" },
-	{ .name = "timeouts", .type = OPT_SECTION, .sub = &timeouts_section,
-	  .off = offsetof(struct config, timeouts),
-	  .help = "how long each phase of an exchange may take" },
-	{ .name = "limits", .type = OPT_SECTION, .sub = &limits_section,
-	  .off = offsetof(struct config, limits),
-	  .help = "bounds on a request head and on WebSocket messages" },
-};
-
-static const struct section_def root_section = {
-	.name = "root", .path = "",
-	.opts = root_opts, .nopts = ARRAY_LEN(root_opts),
-};
-
-static const struct section_def *const all_sections[] = {
-	&root_section, &listener_section, &pool_section, &server_section,
-	&route_section, &timeouts_section, &limits_section,
-};
-
-static const char *const log_level_names[] = {
-	[CONFIG_LOG_ERROR] = "error",
-	[CONFIG_LOG_WARN] = "warn",
-	[CONFIG_LOG_INFO] = "info",
-	[CONFIG_LOG_DEBUG] = "debug",
-};
-
 /* ------------------------------------------------------------- load state */
-
-/* A '{' as the pre-scan saw it: where the section starts and what it is. */
-struct brace {
-	int line;			/* line of the section keyword */
-	char *kind;			/* keyword as written, or NULL */
-	char *title;			/* title as written without quotes, or NULL */
-};
 
 /* A section whose '}' has been parsed. */
 struct sec_rec {
@@ -322,15 +45,8 @@ struct opt_rec {
  */
 struct load {
 	const char *file;
-	char *buf;			/* the file, with comments blanked out */
-	size_t len;
-	int nlines;
+	struct config_scan scan;	/* the file's text and its sections (config_scan.c) */
 	cfg_t *root;
-
-	struct brace *opens;		/* every '{' in file order */
-	size_t nopens;
-	size_t *closes;			/* index into opens, in closing order */
-	size_t ncloses;
 	size_t nclosed;			/* sections closed so far by the parser */
 
 	struct sec_rec *secs;
@@ -338,603 +54,12 @@ struct load {
 	struct opt_rec *opts;
 	size_t nopts;
 
-	bool scan_failed;		/* the pre-scan found an error ... */
-	bool scan_fatal;		/* ... that libconfuse must not see */
-	int scan_line;
-	char scan_msg[256];
-
 	bool failed;			/* the first error, kept */
 	int err_line;			/* 0: no line applies */
 	char msg[512];
 };
 
 static struct load *current;
-
-/* ----------------------------------------------------------------- helpers */
-
-static void
-out_of_memory(void)
-{
-	/* Config code runs at start-up and on reload in the main thread,
-	 * where STYLE.md allows giving up on allocation failure. */
-	fputs("sluice: out of memory while loading the configuration\n", stderr);
-	abort();
-}
-
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		out_of_memory();
-	return p;
-}
-
-static void *
-xrealloc(void *p, size_t n, size_t size)
-{
-	if (size != 0 && n > SIZE_MAX / size)
-		out_of_memory();
-	p = realloc(p, n * size != 0 ? n * size : 1);
-	if (p == NULL)
-		out_of_memory();
-	return p;
-}
-
-static char *
-xstrndup(const char *s, size_t n)
-{
-	char *d = strndup(s, n);
-
-	if (d == NULL)
-		out_of_memory();
-	return d;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	return xstrndup(s, strlen(s));
-}
-
-static void
-lower_ascii(char *s)
-{
-	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
-/* "1h", "2m", "10s" or "500ms": the largest unit that is exact. */
-static void
-format_duration(unsigned long long ms, char *buf, size_t len)
-{
-	if (ms != 0 && ms % 3600000 == 0)
-		snprintf(buf, len, "%lluh", ms / 3600000);
-	else if (ms != 0 && ms % 60000 == 0)
-		snprintf(buf, len, "%llum", ms / 60000);
-	else if (ms != 0 && ms % 1000 == 0)
-		snprintf(buf, len, "%llus", ms / 1000);
-	else
-		snprintf(buf, len, "%llums", ms);
-}
-
-static void
-format_size(unsigned long long n, char *buf, size_t len)
-{
-	if (n != 0 && n % (1ULL << 30) == 0)
-		snprintf(buf, len, "%llug", n >> 30);
-	else if (n != 0 && n % (1ULL << 20) == 0)
-		snprintf(buf, len, "%llum", n >> 20);
-	else if (n != 0 && n % 1024 == 0)
-		snprintf(buf, len, "%lluk", n >> 10);
-	else
-		snprintf(buf, len, "%llu", n);
-}
-
-static void
-format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
-{
-	if (type == OPT_DURATION)
-		format_duration(n, buf, len);
-	else if (type == OPT_SIZE || type == OPT_SIZE64)
-		format_size(n, buf, len);
-	else
-		snprintf(buf, len, "%llu", n);
-}
-
-static bool
-has_bounds(const struct opt_def *d)
-{
-	return d->type == OPT_UINT || d->type == OPT_INT || d->type == OPT_DURATION ||
-		d->type == OPT_SIZE || d->type == OPT_SIZE64;
-}
-
-static void
-format_bounds(const struct opt_def *d, char *buf, size_t len)
-{
-	char lo[32], hi[32];
-
-	format_value(d->type, d->min, lo, sizeof(lo));
-	format_value(d->type, d->max, hi, sizeof(hi));
-	snprintf(buf, len, "%s..%s", lo, hi);
-}
-
-/* Object names end up in logs and JSON ("server":"chat/a") unescaped. */
-static bool
-name_ok(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-' && s[n] != '.')
-			return false;
-	return n >= 1 && n <= MAX_NAME_LEN;
-}
-
-#define NAME_RULE "1 to 64 letters, digits, \"_\", \"-\" or \".\""
-
-/* Host name syntax: dot-separated labels of letters, digits, '-' or '_'. */
-static bool
-hostname_ok(const char *s)
-{
-	size_t n = strlen(s), label = 0;
-
-	if (n == 0 || n > MAX_HOST_LEN)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			if (label == 0 || label > 63)
-				return false;
-			label = 0;
-		} else if (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_') {
-			label++;
-		} else {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* ----------------------------------------------------------------- parsers */
-
-static int
-parse_digits(const char **sp, unsigned long long *out)
-{
-	const char *s = *sp;
-	unsigned long long n = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	for (; isdigit((unsigned char)*s); s++) {
-		if (n > (ULLONG_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (unsigned long long)(*s - '0');
-	}
-	*sp = s;
-	*out = n;
-	return 0;
-}
-
-int
-config_parse_duration(const char *s, unsigned *ms)
-{
-	unsigned long long n, mult;
-
-	if (s == NULL || parse_digits(&s, &n) < 0)
-		return -1;
-	if (*s == '\0' || strcmp(s, "s") == 0)
-		mult = 1000;
-	else if (strcmp(s, "ms") == 0)
-		mult = 1;
-	else if (strcmp(s, "m") == 0)
-		mult = 60 * 1000;
-	else if (strcmp(s, "h") == 0)
-		mult = 3600 * 1000;
-	else
-		return -1;
-	if (n > UINT_MAX / mult)
-		return -1;
-	*ms = (unsigned)(n * mult);
-	return 0;
-}
-
-/* A size as config_parse_size() reads it, in 64 bits whatever size_t is. */
-static int
-parse_size64(const char *s, uint64_t *bytes)
-{
-	unsigned long long n;
-	unsigned shift;
-
-	if (s == NULL || parse_digits(&s, &n) < 0)
-		return -1;
-	switch (*s) {
-	case '\0':
-		shift = 0;
-		break;
-	case 'k': case 'K':
-		shift = 10;
-		break;
-	case 'm': case 'M':
-		shift = 20;
-		break;
-	case 'g': case 'G':
-		shift = 30;
-		break;
-	default:
-		return -1;
-	}
-	if (*s != '\0' && s[1] != '\0')
-		return -1;
-	if (n > UINT64_MAX >> shift)
-		return -1;
-	*bytes = (uint64_t)n << shift;
-	return 0;
-}
-
-int
-config_parse_size(const char *s, size_t *bytes)
-{
-	uint64_t n;
-
-	if (parse_size64(s, &n) < 0 || n > SIZE_MAX)
-		return -1;
-	*bytes = (size_t)n;
-	return 0;
-}
-
-/*
- * A route's sticky modes: "off", or "cookie" and/or "socketio" separated by
- * spaces or commas, in any order.
- */
-static int
-parse_sticky(const char *s, unsigned *bits)
-{
-	static const char sep[] = " \t,";
-	bool off = false;
-	unsigned b = 0;
-
-	for (s += strspn(s, sep); *s != '\0'; s += strspn(s, sep)) {
-		size_t n = strcspn(s, sep);
-
-		if (n == 3 && memcmp(s, "off", 3) == 0)
-			off = true;
-		else if (n == 6 && memcmp(s, "cookie", 6) == 0)
-			b |= CONFIG_STICKY_COOKIE;
-		else if (n == 8 && memcmp(s, "socketio", 8) == 0)
-			b |= CONFIG_STICKY_SOCKETIO;
-		else
-			return -1;
-		s += n;
-	}
-	/* "off" means nothing else; nothing at all is not "off" either. */
-	if (off == (b != 0))
-		return -1;
-	*bits = b;
-	return 0;
-}
-
-/* RFC 6265 cookie-name: an RFC 2616 token (no controls, spaces or separators). */
-static bool
-cookie_name_ok(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f ||
-		    strchr("()<>@,;:\\\"/[]?={}", s[n]) != NULL)
-			return false;
-	return n >= 1 && n <= MAX_COOKIE_NAME;
-}
-
-/* Like config_parse_address(), saying in why what is wrong. */
-static int
-parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-		char *why, size_t whylen)
-{
-	char host[INET6_ADDRSTRLEN];
-	const char *port, *sep;
-	unsigned long long p;
-	bool v6 = false, any = false;
-	size_t hlen;
-
-	memset(ss, 0, sizeof(*ss));
-	if (s[0] == '[') {
-		sep = strchr(s, ']');
-		if (sep == NULL || sep[1] != ':') {
-			snprintf(why, whylen, "expected [IPv6]:PORT");
-			return -1;
-		}
-		v6 = true;
-		hlen = (size_t)(sep - s - 1);
-		memcpy(host, s + 1, hlen < sizeof(host) ? hlen : 0);
-		port = sep + 2;
-	} else {
-		sep = strrchr(s, ':');
-		if (sep == NULL) {
-			snprintf(why, whylen, "expected IP:PORT");
-			return -1;
-		}
-		if (strchr(s, ':') != sep) {
-			snprintf(why, whylen, "IPv6 addresses go in brackets, as in [::1]:8080");
-			return -1;
-		}
-		hlen = (size_t)(sep - s);
-		any = hlen == 1 && s[0] == '*';
-		memcpy(host, s, hlen < sizeof(host) ? hlen : 0);
-		port = sep + 1;
-	}
-	if (hlen == 0 || hlen >= sizeof(host)) {
-		snprintf(why, whylen, "expected IP:PORT");
-		return -1;
-	}
-	host[hlen] = '\0';
-	if (parse_digits(&port, &p) < 0 || *port != '\0') {
-		snprintf(why, whylen, "expected IP:PORT");
-		return -1;
-	}
-	if (p < 1 || p > 65535) {
-		snprintf(why, whylen, "port must be 1..65535");
-		return -1;
-	}
-	if (v6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			snprintf(why, whylen, "expected [IPv6]:PORT");
-			return -1;
-		}
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)p);
-		*len = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (any) {
-			sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		} else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-			bool named = false;
-
-			for (const char *c = host; *c; c++)
-				named |= isalpha((unsigned char)*c) != 0;
-			snprintf(why, whylen, "%s", named ?
-				"address must be a numeric IP:port" : "expected IP:PORT");
-			return -1;
-		}
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)p);
-		*len = sizeof(*sin);
-	}
-	return 0;
-}
-
-int
-config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char why[128];
-
-	if (s == NULL)
-		return -1;
-	return parse_address(s, ss, len, why, sizeof(why));
-}
-
-/* A directive's value once checked; s is owned until stored. */
-struct opt_value {
-	unsigned long long n;
-	char *s;
-	enum config_host_kind host_kind;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-};
-
-/*
- * Check and convert one value. On error, why says what was expected; the
- * caller names the option and the value.
- */
-static int
-opt_convert(const struct opt_def *d, const char *text, struct opt_value *v,
-		char *why, size_t whylen)
-{
-	char bounds[80];
-
-	memset(v, 0, sizeof(*v));
-	switch (d->type) {
-	case OPT_UINT:
-	case OPT_INT: {
-		const char *p = text;
-
-		if (parse_digits(&p, &v->n) < 0 || *p != '\0') {
-			snprintf(why, whylen, "expected an integer");
-			return -1;
-		}
-		break;
-	}
-	case OPT_DURATION: {
-		unsigned ms;
-
-		if (config_parse_duration(text, &ms) < 0) {
-			snprintf(why, whylen, "expected a duration such as 500ms, 10s, 2m or 1h");
-			return -1;
-		}
-		v->n = ms;
-		break;
-	}
-	case OPT_SIZE: {
-		size_t n;
-
-		if (config_parse_size(text, &n) < 0) {
-			snprintf(why, whylen, "expected a size such as 512, 16k or 1m");
-			return -1;
-		}
-		v->n = n;
-		break;
-	}
-	case OPT_SIZE64: {
-		uint64_t n;
-
-		if (parse_size64(text, &n) < 0) {
-			snprintf(why, whylen, "expected a size such as 512, 16k or 1m");
-			return -1;
-		}
-		v->n = n;
-		break;
-	}
-	case OPT_LOG_LEVEL:
-		for (size_t i = 0; i < ARRAY_LEN(log_level_names); i++)
-			if (strcmp(text, log_level_names[i]) == 0) {
-				v->n = i;
-				return 0;
-			}
-		snprintf(why, whylen, "expected error, warn, info or debug");
-		return -1;
-	case OPT_LOG_TARGET:
-		if (text[0] == '\0') {
-			snprintf(why, whylen, "expected \"-\", \"off\" or a file path");
-			return -1;
-		}
-		v->s = strcmp(text, "off") == 0 ? NULL : xstrdup(text);
-		return 0;
-	case OPT_ADDRESS:
-		if (parse_address(text, &v->ss, &v->sslen, why, whylen) < 0)
-			return -1;
-		v->s = xstrdup(text);
-		return 0;
-	case OPT_HOST:
-		if (strcmp(text, "*") == 0) {
-			v->host_kind = CONFIG_HOST_ANY;
-			v->s = xstrdup(text);
-		} else if (strncmp(text, "*.", 2) == 0 && hostname_ok(text + 2)) {
-			v->host_kind = CONFIG_HOST_SUFFIX;
-			v->s = xstrdup(text + 1);
-		} else if (hostname_ok(text)) {
-			v->host_kind = CONFIG_HOST_EXACT;
-			v->s = xstrdup(text);
-		} else {
-			snprintf(why, whylen, "%s", strchr(text, ':') != NULL ?
-				"a route host has no port" :
-				"expected a host name, \"*.\" and a domain, or \"*\"");
-			return -1;
-		}
-		lower_ascii(v->s);
-		v->n = strlen(v->s);
-		return 0;
-	case OPT_PATH:
-		if (text[0] != '/') {
-			snprintf(why, whylen, "expected a path starting with \"/\"");
-			return -1;
-		}
-		for (const char *c = text; *c; c++)
-			if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
-				snprintf(why, whylen, "a path prefix has no spaces, \"?\" or \"#\"");
-				return -1;
-			}
-		v->s = xstrdup(text);
-		v->n = strlen(text);
-		return 0;
-	case OPT_REF:
-		if (!name_ok(text)) {
-			snprintf(why, whylen, "expected a name of " NAME_RULE);
-			return -1;
-		}
-		v->s = xstrdup(text);
-		return 0;
-	case OPT_STICKY: {
-		unsigned bits;
-
-		if (parse_sticky(text, &bits) < 0) {
-			snprintf(why, whylen, "expected off, cookie, socketio or \"cookie socketio\"");
-			return -1;
-		}
-		v->n = bits;
-		return 0;
-	}
-	case OPT_COOKIE_NAME:
-		if (!cookie_name_ok(text)) {
-			snprintf(why, whylen, "expected a cookie name of 1 to 64 letters, digits "
-				"or any of !#$%%&'*+-.^_`|~");
-			return -1;
-		}
-		v->s = xstrdup(text);
-		return 0;
-	case OPT_SECRET:
-		/* why is the whole message here: the caller must not quote
-		 * the value, which is the secret. */
-		v->n = strlen(text);
-		if (v->n < d->min) {
-			snprintf(why, whylen, "%s must be at least %llu bytes", d->name, d->min);
-			return -1;
-		}
-		if (v->n > d->max) {
-			snprintf(why, whylen, "%s must be at most %llu bytes", d->name, d->max);
-			return -1;
-		}
-		v->s = xstrdup(text);
-		return 0;
-	case OPT_SECTION:
-		break;
-	}
-	if (has_bounds(d) && (v->n < d->min || v->n > d->max)) {
-		format_bounds(d, bounds, sizeof(bounds));
-		snprintf(why, whylen, "must be in %s", bounds);
-		return -1;
-	}
-	return 0;
-}
-
-/* Move a converted value into its fields in obj. */
-static void
-opt_store(const struct opt_def *d, struct opt_value *v, void *obj)
-{
-	char *base = obj;
-
-	switch (d->type) {
-	case OPT_UINT:
-	case OPT_DURATION:
-		*(unsigned *)(base + d->off) = (unsigned)v->n;
-		break;
-	case OPT_INT:
-		*(int *)(base + d->off) = (int)v->n;
-		break;
-	case OPT_SIZE:
-		*(size_t *)(base + d->off) = (size_t)v->n;
-		break;
-	case OPT_SIZE64:
-		*(uint64_t *)(base + d->off) = (uint64_t)v->n;
-		break;
-	case OPT_STICKY:
-		*(unsigned *)(base + d->off) = (unsigned)v->n;
-		break;
-	case OPT_SECRET:
-		*(unsigned char **)(base + d->off) = (unsigned char *)v->s;
-		*(size_t *)(base + d->aux) = (size_t)v->n;
-		break;
-	case OPT_LOG_LEVEL:
-		*(enum config_log_level *)(base + d->off) = (enum config_log_level)v->n;
-		break;
-	case OPT_ADDRESS:
-		memcpy(base + d->aux, &v->ss, sizeof(v->ss));
-		*(socklen_t *)(base + d->aux2) = v->sslen;
-		*(char **)(base + d->off) = v->s;
-		break;
-	case OPT_HOST:
-		*(enum config_host_kind *)(base + d->aux) = v->host_kind;
-		*(size_t *)(base + d->aux2) = (size_t)v->n;
-		*(char **)(base + d->off) = v->s;
-		break;
-	case OPT_PATH:
-		*(size_t *)(base + d->aux) = (size_t)v->n;
-		*(char **)(base + d->off) = v->s;
-		break;
-	case OPT_LOG_TARGET:
-	case OPT_REF:
-	case OPT_COOKIE_NAME:
-		*(char **)(base + d->off) = v->s;
-		break;
-	case OPT_SECTION:
-		break;
-	}
-	v->s = NULL;
-}
 
 /* ------------------------------------------------------------------ errors */
 
@@ -1044,7 +169,7 @@ report_duplicate(struct load *ld, cfg_t *parent, const char *title)
 	/* The '{' being parsed is the next one after those already closed
 	 * and those still open around it. */
 	size_t idx = ld->nclosed + section_depth(ld, parent);
-	const struct brace *b = idx < ld->nopens ? &ld->opens[idx] : NULL;
+	const struct brace *b = idx < ld->scan.nopens ? &ld->scan.opens[idx] : NULL;
 	const char *kind = "section";
 	int line = parent->line;
 
@@ -1092,240 +217,7 @@ on_confuse_error(cfg_t *sec, const char *fmt, va_list ap)
 	load_error(ld, sec != NULL ? sec->line : 0, sec, "%s", text);
 }
 
-/* --------------------------------------------------------------- pre-scan */
-
-/*
- * libconfuse 3.3 miscounts lines after comments and accepts a section left
- * open at the end of the file. So before it sees the file, this scan blanks
- * comments out (keeping newlines, so its line numbers stay right) and notes
- * where each section's '{' is and what closes it, so that errors about a
- * whole section can point at its first line. It follows libconfuse's lexer:
- * '#' starts a comment anywhere outside quotes, "//" and "/ *" only where a
- * token starts, and "${NAME}" is one token.
- */
-enum tok_kind {
-	TOK_NONE = 0,
-	TOK_WORD,
-	TOK_EQUAL,
-	TOK_OTHER,
-};
-
-struct tok {
-	enum tok_kind kind;
-	bool value;			/* a word right after '=' */
-	int line;
-	size_t start, len;
-};
-
-static void
-scan_error(struct load *ld, int line, const char *msg)
-{
-	if (ld->scan_failed)
-		return;
-	ld->scan_failed = true;
-	ld->scan_line = line;
-	snprintf(ld->scan_msg, sizeof(ld->scan_msg), "%s", msg);
-}
-
-static bool
-is_titled_kind(const char *b, size_t len)
-{
-	for (size_t i = 0; i < ARRAY_LEN(all_sections); i++) {
-		const struct section_def *sd = all_sections[i];
-
-		if ((sd->flags & SEC_TITLED) && strlen(sd->name) == len &&
-		    memcmp(sd->name, b, len) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void
-scan_open(struct load *ld, const struct tok *t1, const struct tok *t2, int line)
-{
-	struct brace *b;
-
-	ld->opens = xrealloc(ld->opens, ld->nopens + 1, sizeof(*ld->opens));
-	b = &ld->opens[ld->nopens++];
-	memset(b, 0, sizeof(*b));
-	b->line = line;
-	if (t1->kind != TOK_WORD || t1->value)
-		return;
-	if (t2->kind == TOK_WORD && !t2->value && is_titled_kind(ld->buf + t2->start, t2->len)) {
-		b->kind = xstrndup(ld->buf + t2->start, t2->len);
-		b->title = xstrndup(ld->buf + t1->start, t1->len);
-		b->line = t2->line;
-	} else {
-		b->kind = xstrndup(ld->buf + t1->start, t1->len);
-		b->line = t1->line;
-	}
-}
-
-static void
-scan_close(struct load *ld, size_t open)
-{
-	ld->closes = xrealloc(ld->closes, ld->ncloses + 1, sizeof(*ld->closes));
-	ld->closes[ld->ncloses++] = open;
-}
-
-/* Index of the '}' that ends "${...}" starting at i, or 0. */
-static size_t
-scan_env_end(const char *b, size_t n, size_t i)
-{
-	if (i + 1 >= n || b[i] != '$' || b[i + 1] != '{')
-		return 0;
-	for (size_t k = i + 2; k < n; k++)
-		if (b[k] == '}')
-			return k;
-	return 0;
-}
-
-static int
-count_newlines(const char *b, size_t from, size_t to)
-{
-	int n = 0;
-
-	for (size_t i = from; i < to; i++)
-		n += b[i] == '\n';
-	return n;
-}
-
-static void
-scan(struct load *ld)
-{
-	char *b = ld->buf;
-	size_t n = ld->len, i = 0, *stack = NULL, depth = 0;
-	struct tok t1 = { 0 }, t2 = { 0 };
-	int line = 1;
-
-	while (i < n) {
-		char c = b[i];
-		struct tok t = { .kind = TOK_WORD, .line = line, .start = i };
-		size_t end;
-
-		if (c == '\0') {
-			scan_error(ld, line, "unexpected NUL byte");
-			ld->scan_fatal = true;
-			break;
-		}
-		if (c == '\n') {
-			line++;
-			i++;
-			continue;
-		}
-		/* libconfuse's lexer drops a stray '*' like blank space. */
-		if (c == ' ' || c == '\t' || c == '\r' || c == '*') {
-			i++;
-			continue;
-		}
-		if (c == '#' || (c == '/' && i + 1 < n && b[i + 1] == '/')) {
-			while (i < n && b[i] != '\n')
-				b[i++] = ' ';
-			continue;
-		}
-		if (c == '/' && i + 1 < n && b[i + 1] == '*') {
-			int start = line;
-
-			b[i++] = ' ';
-			b[i++] = ' ';
-			while (i < n && !(b[i] == '*' && i + 1 < n && b[i + 1] == '/')) {
-				if (b[i] == '\n')
-					line++;
-				else
-					b[i] = ' ';
-				i++;
-			}
-			if (i >= n) {
-				scan_error(ld, start, "unterminated comment");
-				break;
-			}
-			b[i++] = ' ';
-			b[i++] = ' ';
-			continue;
-		}
-		if (c == '"' || c == '\'') {
-			size_t j = i + 1;
-
-			while (j < n && b[j] != c) {
-				if (b[j] == '\\' && j + 1 < n) {
-					line += b[j + 1] == '\n';
-					j += 2;
-				} else if (c == '"' && (end = scan_env_end(b, n, j)) != 0) {
-					line += count_newlines(b, j, end);
-					j = end + 1;
-				} else {
-					line += b[j] == '\n';
-					j++;
-				}
-			}
-			if (j >= n) {
-				scan_error(ld, t.line, "unterminated string");
-				break;
-			}
-			t.start = i + 1;
-			t.len = j - i - 1;
-			i = j + 1;
-		} else if ((end = scan_env_end(b, n, i)) != 0) {
-			line += count_newlines(b, i, end);
-			t.len = end + 1 - i;
-			i = end + 1;
-		} else if (strchr("={}()+,", c) != NULL) {
-			t.kind = c == '=' ? TOK_EQUAL : TOK_OTHER;
-			if (c == '{') {
-				scan_open(ld, &t1, &t2, line);
-				stack = xrealloc(stack, depth + 1, sizeof(*stack));
-				stack[depth++] = ld->nopens - 1;
-			} else if (c == '}' && depth > 0) {
-				/* A '}' at top level is libconfuse's to report. */
-				scan_close(ld, stack[--depth]);
-			}
-			i++;
-		} else {
-			while (i < n && b[i] != '\0' && strchr(" #\"'\t\n\r={}()+,*", b[i]) == NULL)
-				i++;
-			t.len = i - t.start;
-		}
-		t.value = t.kind == TOK_WORD && t1.kind == TOK_EQUAL;
-		t2 = t1;
-		t1 = t;
-	}
-	if (depth > 0 && !ld->scan_failed) {
-		const struct brace *open = &ld->opens[stack[depth - 1]];
-		char msg[200];
-
-		if (open->title != NULL)
-			snprintf(msg, sizeof(msg), "%s \"%s\" is not closed (missing \"}\")",
-				open->kind, open->title);
-		else
-			snprintf(msg, sizeof(msg), "%s is not closed (missing \"}\")",
-				open->kind != NULL ? open->kind : "section");
-		scan_error(ld, open->line, msg);
-	}
-	/* libconfuse closes what is left open at the end of the file. */
-	while (depth > 0)
-		scan_close(ld, stack[--depth]);
-	free(stack);
-}
-
 /* -------------------------------------------------------------- callbacks */
-
-static const struct section_def *
-section_by_name(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_LEN(all_sections); i++)
-		if (strcmp(all_sections[i]->name, name) == 0)
-			return all_sections[i];
-	return NULL;
-}
-
-static const struct opt_def *
-opt_by_name(const struct section_def *sd, const char *name)
-{
-	for (size_t i = 0; sd != NULL && i < sd->nopts; i++)
-		if (strcmp(sd->opts[i].name, name) == 0)
-			return &sd->opts[i];
-	return NULL;
-}
 
 /* The value of d in sec: as set in the file, else its default (or NULL). */
 static const char *
@@ -1341,7 +233,8 @@ static int
 on_option(cfg_t *sec, cfg_opt_t *opt)
 {
 	struct load *ld = current;
-	const struct opt_def *d = opt_by_name(section_by_name(cfg_name(sec)), opt->name);
+	const struct opt_def *d =
+		config_table_opt(config_table_section(cfg_name(sec)), opt->name);
 	const char *text = cfg_opt_getnstr(opt, 0);
 	struct opt_value v;
 	char why[160];
@@ -1357,7 +250,7 @@ on_option(cfg_t *sec, cfg_opt_t *opt)
 	}
 	ld->opts = xrealloc(ld->opts, ld->nopts + 1, sizeof(*ld->opts));
 	ld->opts[ld->nopts++] = (struct opt_rec){ .sec = sec, .name = d->name, .line = sec->line };
-	if (opt_convert(d, text, &v, why, sizeof(why)) < 0) {
+	if (config_value_convert(d, text, &v, why, sizeof(why)) < 0) {
 		if (d->type == OPT_SECRET)
 			load_error(ld, sec->line, sec, "%s", why);
 		else
@@ -1395,9 +288,11 @@ static int
 on_section(cfg_t *parent, cfg_opt_t *opt)
 {
 	struct load *ld = current;
-	const struct opt_def *d = opt_by_name(section_by_name(cfg_name(parent)), opt->name);
+	const struct opt_def *d =
+		config_table_opt(config_table_section(cfg_name(parent)), opt->name);
+	const struct config_scan *sc = &ld->scan;
 	size_t k = ld->nclosed++;
-	const struct brace *b = k < ld->ncloses ? &ld->opens[ld->closes[k]] : NULL;
+	const struct brace *b = k < sc->ncloses ? &sc->opens[sc->closes[k]] : NULL;
 	cfg_t *sec;
 	int line, first;
 
@@ -1416,7 +311,7 @@ on_section(cfg_t *parent, cfg_opt_t *opt)
 	ld->secs[ld->nsecs++] = (struct sec_rec){
 		.sec = sec, .parent = parent, .kind = d->name, .line = line,
 	};
-	if ((d->sub->flags & SEC_TITLED) && !name_ok(cfg_title(sec))) {
+	if ((d->sub->flags & SEC_TITLED) && !config_value_name_ok(cfg_title(sec))) {
 		load_error(ld, line, parent, "invalid %s name \"%s\" (expected " NAME_RULE ")",
 			d->name, cfg_title(sec));
 		return -1;
@@ -1427,13 +322,13 @@ on_section(cfg_t *parent, cfg_opt_t *opt)
 static int
 size_value(cfg_t *sec, const char *name, size_t *out)
 {
-	const struct opt_def *d = opt_by_name(&limits_section, name);
+	const struct opt_def *d = config_table_opt(&config_table_limits, name);
 
 	return config_parse_size(opt_text(sec, d), out);
 }
 
-static int
-check_limits(struct load *ld, cfg_t *sec, int line)
+int
+config_check_limits(struct load *ld, cfg_t *sec, int line)
 {
 	size_t head, uri;
 	char a[32], b[32];
@@ -1446,25 +341,13 @@ check_limits(struct load *ld, cfg_t *sec, int line)
 	if (uri < head || (at = opt_line(ld, sec, "max_uri")) == 0)
 		return 0;
 	(void)line;
-	format_size(uri, a, sizeof(a));
-	format_size(head, b, sizeof(b));
+	config_value_format_size(uri, a, sizeof(a));
+	config_value_format_size(head, b, sizeof(b));
 	load_error(ld, at, sec, "max_uri (%s) must be smaller than max_header_size (%s)", a, b);
 	return -1;
 }
 
 /* ------------------------------------------------------------------ build */
-
-static unsigned long long
-default_workers(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (n < 1)
-		n = 1;
-	if (n > 64)
-		n = 64;
-	return (unsigned long long)n;
-}
 
 static int build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *obj);
 
@@ -1511,12 +394,12 @@ build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *o
 		if (text == NULL && d->compute != NULL) {
 			memset(&v, 0, sizeof(v));
 			v.n = d->compute();
-			opt_store(d, &v, obj);
+			config_value_store(d, &v, obj);
 			continue;
 		}
 		if (text == NULL)
 			continue;	/* required: check_section() saw to it */
-		if (opt_convert(d, text, &v, why, sizeof(why)) < 0) {
+		if (config_value_convert(d, text, &v, why, sizeof(why)) < 0) {
 			/* Values were checked while parsing: only a bad
 			 * default in the tables can get here. */
 			if (d->type == OPT_SECRET)
@@ -1526,7 +409,7 @@ build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *o
 					d->name, text, why);
 			return -1;
 		}
-		opt_store(d, &v, obj);
+		config_value_store(d, &v, obj);
 	}
 	return 0;
 }
@@ -1726,8 +609,8 @@ build(struct load *ld)
 
 	atomic_init(&cfg->refcnt, 1);
 	cfg->file = xstrdup(ld->file);
-	if (check_section(ld, ld->root, &root_section, 0) < 0 ||
-	    build_section(ld, ld->root, &root_section, cfg) < 0 ||
+	if (check_section(ld, ld->root, &config_table_root, 0) < 0 ||
+	    build_section(ld, ld->root, &config_table_root, cfg) < 0 ||
 	    link_listeners(ld, cfg) < 0 ||
 	    link_routes(ld, cfg) < 0 ||
 	    fill_sticky_key(ld, cfg) < 0) {
@@ -1780,6 +663,7 @@ free_opts(cfg_opt_t *o)
 static int
 read_file(struct load *ld)
 {
+	struct config_scan *sc = &ld->scan;
 	FILE *fp = fopen(ld->file, "r");
 	size_t cap = 4096, got;
 
@@ -1787,17 +671,17 @@ read_file(struct load *ld)
 		load_error(ld, 0, NULL, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	ld->buf = xcalloc(1, cap + 1);
-	while ((got = fread(ld->buf + ld->len, 1, cap - ld->len, fp)) > 0) {
-		ld->len += got;
-		if (ld->len == cap) {
+	sc->buf = xcalloc(1, cap + 1);
+	while ((got = fread(sc->buf + sc->len, 1, cap - sc->len, fp)) > 0) {
+		sc->len += got;
+		if (sc->len == cap) {
 			if (cap >= MAX_FILE_SIZE) {
 				load_error(ld, 0, NULL, "file is larger than %u bytes", MAX_FILE_SIZE);
 				fclose(fp);
 				return -1;
 			}
 			cap *= 2;
-			ld->buf = xrealloc(ld->buf, cap + 1, 1);
+			sc->buf = xrealloc(sc->buf, cap + 1, 1);
 		}
 	}
 	if (ferror(fp)) {
@@ -1806,16 +690,15 @@ read_file(struct load *ld)
 		return -1;
 	}
 	fclose(fp);
-	ld->buf[ld->len] = '\0';
-	ld->nlines = count_newlines(ld->buf, 0, ld->len) +
-		(ld->len > 0 && ld->buf[ld->len - 1] != '\n');
+	sc->buf[sc->len] = '\0';
 	return 0;
 }
 
 static int
 parse(struct load *ld)
 {
-	cfg_opt_t *opts = make_opts(&root_section);
+	struct config_scan *sc = &ld->scan;
+	cfg_opt_t *opts = make_opts(&config_table_root);
 	FILE *fp;
 	int rc = 0;
 
@@ -1824,9 +707,9 @@ parse(struct load *ld)
 	if (ld->root == NULL)
 		out_of_memory();
 	cfg_set_error_function(ld->root, on_confuse_error);
-	if (ld->len == 0)
+	if (sc->len == 0)
 		return 0;
-	fp = fmemopen(ld->buf, ld->len, "r");
+	fp = fmemopen(sc->buf, sc->len, "r");
 	if (fp == NULL)
 		out_of_memory();
 	if (cfg_parse_fp(ld->root, fp) != CFG_SUCCESS) {
@@ -1843,18 +726,9 @@ load_free(struct load *ld)
 {
 	if (ld->root != NULL)
 		cfg_free(ld->root);
-	for (size_t i = 0; i < ld->nopens; i++) {
-		free(ld->opens[i].kind);
-		free(ld->opens[i].title);
-	}
-	free(ld->opens);
-	free(ld->closes);
+	config_scan_free(&ld->scan);
 	free(ld->secs);
 	free(ld->opts);
-	/* The file may hold sticky_key. */
-	if (ld->buf != NULL)
-		explicit_bzero(ld->buf, ld->len);
-	free(ld->buf);
 }
 
 struct config *
@@ -1866,22 +740,22 @@ config_load(const char *file, char *err, size_t errlen)
 
 	current = &ld;
 	if (read_file(&ld) == 0) {
-		scan(&ld);
-		if (!ld.scan_fatal && parse(&ld) == 0 && !ld.scan_failed)
+		config_scan_run(&ld.scan);
+		if (!ld.scan.fatal && parse(&ld) == 0 && !ld.scan.failed)
 			cfg = build(&ld);
 	}
 	current = NULL;
 	/* Of a scan error and a parse error, report the earlier. */
-	if (ld.scan_failed && (!ld.failed || ld.err_line == 0 || ld.scan_line <= ld.err_line)) {
+	if (ld.scan.failed && (!ld.failed || ld.err_line == 0 || ld.scan.err_line <= ld.err_line)) {
 		ld.failed = true;
-		ld.err_line = ld.scan_line;
-		snprintf(ld.msg, sizeof(ld.msg), "%s", ld.scan_msg);
+		ld.err_line = ld.scan.err_line;
+		snprintf(ld.msg, sizeof(ld.msg), "%s", ld.scan.msg);
 	}
 	if (cfg == NULL && err != NULL && errlen > 0) {
 		line = ld.err_line;
 		/* libconfuse counts the line after a final newline. */
-		if (line > ld.nlines)
-			line = ld.nlines > 0 ? ld.nlines : 1;
+		if (line > ld.scan.nlines)
+			line = ld.scan.nlines > 0 ? ld.scan.nlines : 1;
 		for (char *p = ld.msg; *p; p++)
 			if ((unsigned char)*p < ' ' || *p == 0x7f)
 				*p = '?';
@@ -1924,110 +798,3 @@ config_unref(struct config *cfg)
 	config_destroy(cfg);
 }
 
-/* ---------------------------------------------------------------- routing */
-
-/* Whether path is under r's prefix, ending on a segment boundary. */
-static bool
-path_matches(const struct config_route *r, const char *path, size_t len)
-{
-	char next;
-
-	if (r->path_len == 1)
-		return true;	/* "/" matches every path, even "*" */
-	if (len < r->path_len || memcmp(path, r->path, r->path_len) != 0)
-		return false;
-	if (len == r->path_len || r->path[r->path_len - 1] == '/')
-		return true;
-	next = path[r->path_len];
-	return next == '/' || next == '?';
-}
-
-const struct config_route *
-config_route_match(const struct config *cfg, const char *host, size_t host_len,
-		const char *path, size_t path_len)
-{
-	char name[MAX_HOST_LEN + 2];
-	size_t n = 0;
-	bool named = false;
-
-	if (host != NULL && host_len > 0) {
-		const char *end;
-
-		/* Drop ":port"; "[v6]:port" keeps its brackets. */
-		if (host[0] == '[') {
-			end = memchr(host, ']', host_len);
-			end = end != NULL ? end + 1 : host + host_len;
-		} else if ((end = memchr(host, ':', host_len)) == NULL) {
-			end = host + host_len;
-		}
-		n = (size_t)(end - host);
-		if (n > 0 && host[n - 1] == '.')
-			n--;	/* "example.com." is example.com */
-		if (n > 0 && n <= MAX_HOST_LEN) {
-			for (size_t i = 0; i < n; i++)
-				name[i] = (char)tolower((unsigned char)host[i]);
-			named = true;
-		}
-	}
-	if (path == NULL)
-		path_len = 0;
-	for (size_t i = 0; i < cfg->nroutes; i++) {
-		const struct config_route *r = &cfg->routes[i];
-
-		switch (r->host_kind) {
-		case CONFIG_HOST_EXACT:
-			if (!named || n != r->host_len || memcmp(name, r->host, n) != 0)
-				continue;
-			break;
-		case CONFIG_HOST_SUFFIX:
-			if (!named || n <= r->host_len ||
-			    memcmp(name + n - r->host_len, r->host, r->host_len) != 0)
-				continue;
-			break;
-		case CONFIG_HOST_ANY:
-			break;
-		}
-		if (path_matches(r, path, path_len))
-			return r;
-	}
-	return NULL;
-}
-
-/* -------------------------------------------------------------- reference */
-
-static void
-foreach_in(const struct section_def *sd, config_directive_fn fn, void *arg)
-{
-	for (size_t i = 0; i < sd->nopts; i++) {
-		const struct opt_def *d = &sd->opts[i];
-		char bounds[80];
-		struct config_directive cd = {
-			.section = sd->path,
-			.name = d->name,
-			.type = type_names[d->type],
-			.def = d->def,
-			.required = (d->flags & OPT_REQUIRED) != 0,
-			.help = d->help,
-		};
-
-		if (has_bounds(d)) {
-			format_bounds(d, bounds, sizeof(bounds));
-			cd.bounds = bounds;
-		} else if (d->type == OPT_SECTION && d->min > 0) {
-			snprintf(bounds, sizeof(bounds), "at least %llu", d->min);
-			cd.bounds = bounds;
-		} else if (d->type == OPT_SECRET) {
-			snprintf(bounds, sizeof(bounds), "%llu..%llu bytes", d->min, d->max);
-			cd.bounds = bounds;
-		}
-		fn(&cd, arg);
-		if (d->type == OPT_SECTION)
-			foreach_in(d->sub, fn, arg);
-	}
-}
-
-void
-config_foreach_directive(config_directive_fn fn, void *arg)
-{
-	foreach_in(&root_section, fn, arg);
-}

@@ -1,0 +1,224 @@
+/*
+ * Internals of the configuration module, shared by config.c and the
+ * config_*.c files it is split into; only config*.c include this header.
+ * It does not include <confuse.h> (only config.c does): libconfuse's cfg_t
+ * appears here only as the opaque struct cfg_t of a section's check hook.
+ */
+#ifndef SLUICE_CONFIG_INT_H
+#define SLUICE_CONFIG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define ARRAY_LEN(a)	(sizeof(a) / sizeof((a)[0]))
+#define MAX_NAME_LEN	64
+#define MAX_HOST_LEN	253
+
+#define NAME_RULE "1 to 64 letters, digits, \"_\", \"-\" or \".\""
+
+/* ------------------------------------------------------------ table types */
+
+enum opt_type {
+	OPT_SECTION = 0,	/* a nested block; see struct section_def */
+	OPT_UINT,		/* unsigned, bounded */
+	OPT_INT,		/* int, bounded */
+	OPT_DURATION,		/* unsigned milliseconds, bounded */
+	OPT_SIZE,		/* size_t bytes, bounded */
+	OPT_SIZE64,		/* uint64_t bytes, bounded */
+	OPT_LOG_LEVEL,		/* enum config_log_level */
+	OPT_LOG_TARGET,		/* char *: NULL for "off" */
+	OPT_ADDRESS,		/* char * as written, sockaddr at aux, socklen_t at aux2 */
+	OPT_HOST,		/* char * pattern, enum config_host_kind at aux, size_t len at aux2 */
+	OPT_PATH,		/* char * prefix, size_t length at aux */
+	OPT_REF,		/* char * name of another object, resolved after parsing */
+	OPT_STICKY,		/* unsigned CONFIG_STICKY_* bits */
+	OPT_COOKIE_NAME,	/* char *, an RFC 6265 cookie-name token */
+	OPT_SECRET,		/* unsigned char * bytes, size_t length at aux; min..max bytes;
+				 * never echoed in an error message */
+};
+
+#define OPT_REQUIRED	0x1	/* no default: the file must set it */
+
+struct cfg_t;			/* libconfuse's, opaque here */
+struct load;			/* one config_load() in progress, private to config.c */
+struct section_def;
+
+/*
+ * One directive. The same entry drives the libconfuse option list, the
+ * checks while parsing, the defaults, the copy into struct config and the
+ * reference (config_foreach_directive), so they cannot drift apart.
+ */
+struct opt_def {
+	const char *name;
+	enum opt_type type;
+	unsigned flags;
+	const char *def;		/* default as written in a file; NULL: required or computed */
+	unsigned long long min, max;	/* bounds in ms, bytes or units; sections: min count */
+	size_t off;			/* field in the section's struct */
+	size_t aux, aux2;		/* second and third field, per type */
+	unsigned long long (*compute)(void);	/* default computed at load time */
+	const struct section_def *sub;	/* OPT_SECTION */
+	const char *help;
+};
+
+#define SEC_TITLED	0x1	/* written `kind "name" { }`, may repeat, names unique */
+
+struct section_def {
+	const char *name;		/* as libconfuse names the cfg_t; "root" at top */
+	const char *path;		/* for the reference: "pool.server" */
+	unsigned flags;
+	size_t size;			/* element size for titled sections */
+	size_t name_off;		/* char *name in the element, titled sections */
+	const struct opt_def *opts;
+	size_t nopts;
+	int (*check)(struct load *ld, struct cfg_t *sec, int line);	/* at '}' */
+};
+
+/* A directive's value once checked; s is owned until stored. */
+struct opt_value {
+	unsigned long long n;
+	char *s;
+	enum config_host_kind host_kind;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+};
+
+/* ---------------------------------------------------------- pre-scan state */
+
+/* A '{' as the pre-scan saw it: where the section starts and what it is. */
+struct brace {
+	int line;			/* line of the section keyword */
+	char *kind;			/* keyword as written, or NULL */
+	char *title;			/* title as written without quotes, or NULL */
+};
+
+/*
+ * The file's text and what config_scan_run() found in it. Owned by the load
+ * in progress; config_scan_free() releases buf and the brace lists.
+ */
+struct config_scan {
+	char *buf;			/* the file, with comments blanked out */
+	size_t len;
+	int nlines;
+
+	struct brace *opens;		/* every '{' in file order */
+	size_t nopens;
+	size_t *closes;			/* index into opens, in closing order */
+	size_t ncloses;
+
+	bool failed;			/* the pre-scan found an error ... */
+	bool fatal;			/* ... that libconfuse must not see */
+	int err_line;
+	char msg[256];
+};
+
+/* ----------------------------------------------------------------- memory */
+
+static inline void
+out_of_memory(void)
+{
+	/* Config code runs at start-up and on reload in the main thread,
+	 * where STYLE.md allows giving up on allocation failure. */
+	fputs("sluice: out of memory while loading the configuration\n", stderr);
+	abort();
+}
+
+static inline void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (p == NULL)
+		out_of_memory();
+	return p;
+}
+
+static inline void *
+xrealloc(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		out_of_memory();
+	p = realloc(p, n * size != 0 ? n * size : 1);
+	if (p == NULL)
+		out_of_memory();
+	return p;
+}
+
+static inline char *
+xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+
+	if (d == NULL)
+		out_of_memory();
+	return d;
+}
+
+static inline char *
+xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+/* ------------------------------------------------------ config_table.c */
+
+/* The top-level section and the limits section, immutable tables. */
+extern const struct section_def config_table_root;
+extern const struct section_def config_table_limits;
+
+/* The section libconfuse calls name ("root" at top), or NULL. */
+const struct section_def *config_table_section(const char *name);
+
+/* The option name of sd (NULL is allowed and finds nothing), or NULL. */
+const struct opt_def *config_table_opt(const struct section_def *sd, const char *name);
+
+/* Whether kind[0..len) names a section written `kind "title" { }`. */
+bool config_table_titled(const char *kind, size_t len);
+
+/* ------------------------------------------------------ config_value.c */
+
+/*
+ * Check and convert one value. Returns 0, or -1 with why saying what was
+ * expected (for OPT_SECRET, the whole message: the value is not quoted). On
+ * success v->s, if set, is owned by the caller until config_value_store().
+ */
+int config_value_convert(const struct opt_def *d, const char *text, struct opt_value *v,
+		char *why, size_t whylen) SLUICE_WUR;
+
+/* Move a converted value into its fields in obj; v->s is then obj's. */
+void config_value_store(const struct opt_def *d, struct opt_value *v, void *obj);
+
+/* Whether s is a valid object name (NAME_RULE). */
+bool config_value_name_ok(const char *s);
+
+/* "16k", "1m": the largest unit that is exact. */
+void config_value_format_size(unsigned long long n, char *buf, size_t len);
+
+/* Whether d has numeric bounds, and "1ms..24h" for them. */
+bool config_value_has_bounds(const struct opt_def *d);
+void config_value_format_bounds(const struct opt_def *d, char *buf, size_t len);
+
+/* ------------------------------------------------------- config_scan.c */
+
+/*
+ * Count sc->buf's lines, blank its comments out and record every section's
+ * '{' and what closes it. The first error goes to sc->failed, err_line and
+ * msg; sc->fatal means libconfuse must not be run on the text.
+ */
+void config_scan_run(struct config_scan *sc);
+
+/* Free what sc owns, wiping buf first (it may hold sticky_key). */
+void config_scan_free(struct config_scan *sc);
+
+/* ------------------------------------------------------------ config.c */
+
+/* limits' check hook: max_uri against max_header_size. Returns 0 or -1. */
+int config_check_limits(struct load *ld, struct cfg_t *sec, int line);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * The directive tables: every option of the file format with its type,
+ * default, bounds and help, one table per section, and the reference walk
+ * over them (config_foreach_directive). Data only: config.c applies the
+ * tables while loading, config_value.c converts the values.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config-int.h"
+
+#define MS_PER_DAY	(24ULL * 3600 * 1000)
+
+/* ------------------------------------------------------------------ tables */
+
+static const char *const type_names[] = {
+	[OPT_SECTION] = "section",
+	[OPT_UINT] = "integer",
+	[OPT_INT] = "integer",
+	[OPT_DURATION] = "duration",
+	[OPT_SIZE] = "size",
+	[OPT_SIZE64] = "size",
+	[OPT_LOG_LEVEL] = "log level",
+	[OPT_LOG_TARGET] = "log target",
+	[OPT_ADDRESS] = "address",
+	[OPT_HOST] = "host pattern",
+	[OPT_PATH] = "path prefix",
+	[OPT_REF] = "name",
+	[OPT_STICKY] = "sticky mode",
+	[OPT_COOKIE_NAME] = "cookie name",
+	[OPT_SECRET] = "secret",
+};
+
+static unsigned long long default_workers(void);
+
+#define DURATION(n, field, dflt, text) { .name = (n), .type = OPT_DURATION, .def = (dflt), \
+	.min = 1, .max = MS_PER_DAY, .off = offsetof(struct config_timeouts, field), .help = (text) }
+
+static const struct opt_def timeouts_opts[] = {
+	DURATION("client_header", client_header_ms, "10s",
+		"accept (or end of previous response) to complete request head, else 408"),
+	DURATION("client_idle", client_idle_ms, "60s",
+		"keep-alive wait for the next request"),
+	DURATION("connect", connect_ms, "3s",
+		"TCP connect to a server"),
+	DURATION("response_header", response_header_ms, "30s",
+		"request sent to response head, else 504"),
+	DURATION("body_idle", body_idle_ms, "60s",
+		"no progress while a body streams"),
+	DURATION("upstream_idle", upstream_idle_ms, "60s",
+		"an idle upstream keep-alive connection is closed after this"),
+	/* Above Socket.io's default pingInterval + pingTimeout (25s + 20s),
+	 * so that a live but quiet session is never cut by the proxy. */
+	DURATION("tunnel_idle", tunnel_idle_ms, "120s",
+		"a WebSocket tunnel with no byte either way for this long is closed"),
+};
+
+static const struct section_def timeouts_section = {
+	.name = "timeouts", .path = "timeouts",
+	.opts = timeouts_opts, .nopts = ARRAY_LEN(timeouts_opts),
+};
+
+static const struct opt_def limits_opts[] = {
+	{ .name = "max_header_size", .type = OPT_SIZE, .def = "16k", .min = 1024, .max = 1 << 20,
+	  .off = offsetof(struct config_limits, max_header_size),
+	  .help = "whole request head, request line included; over it: 431" },
+	{ .name = "max_headers", .type = OPT_UINT, .def = "100", .min = 1, .max = 10000,
+	  .off = offsetof(struct config_limits, max_headers),
+	  .help = "header fields in one request head; over it: 431" },
+	{ .name = "max_uri", .type = OPT_SIZE, .def = "8k", .min = 64, .max = 1 << 20,
+	  .off = offsetof(struct config_limits, max_uri),
+	  .help = "request-target length, below max_header_size; over it: 414" },
+	{ .name = "ws_max_message", .type = OPT_SIZE64, .def = "64m", .min = 1024, .max = 4ULL << 30,
+	  .off = offsetof(struct config_limits, ws_max_message),
+	  .help = "a WebSocket message, all fragments together; over it: close 1009" },
+};
+
+const struct section_def config_table_limits = {
+	.name = "limits", .path = "limits",
+	.opts = limits_opts, .nopts = ARRAY_LEN(limits_opts), .check = config_check_limits,
+};
+
+static const struct opt_def listener_opts[] = {
+	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
+	  .off = offsetof(struct config_listener, address),
+	  .aux = offsetof(struct config_listener, addr),
+	  .aux2 = offsetof(struct config_listener, addrlen),
+	  .help = "IP:port to listen on; IPv6 as \"[::]:8080\"; \"*:8080\" is any IPv4" },
+	{ .name = "backlog", .type = OPT_INT, .def = "511", .min = 1, .max = 65535,
+	  .off = offsetof(struct config_listener, backlog),
+	  .help = "queue of connections not yet accepted (listen() backlog)" },
+};
+
+static const struct section_def listener_section = {
+	.name = "listener", .path = "listener", .flags = SEC_TITLED,
+	.size = sizeof(struct config_listener),
+	.name_off = offsetof(struct config_listener, name),
+	.opts = listener_opts, .nopts = ARRAY_LEN(listener_opts),
+};
+
+static const struct opt_def server_opts[] = {
+	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
+	  .off = offsetof(struct config_server, address),
+	  .aux = offsetof(struct config_server, addr),
+	  .aux2 = offsetof(struct config_server, addrlen),
+	  .help = "IP:port of the server; host names are not accepted" },
+	{ .name = "weight", .type = OPT_UINT, .def = "1", .min = 1, .max = 1000,
+	  .off = offsetof(struct config_server, weight),
+	  .help = "share of the pool's requests, relative to the other servers" },
+};
+
+static const struct section_def server_section = {
+	.name = "server", .path = "pool.server", .flags = SEC_TITLED,
+	.size = sizeof(struct config_server),
+	.name_off = offsetof(struct config_server, name),
+	.opts = server_opts, .nopts = ARRAY_LEN(server_opts),
+};
+
+static const struct opt_def pool_opts[] = {
+	{ .name = "retries", .type = OPT_UINT, .def = "2", .min = 0, .max = 100,
+	  .off = offsetof(struct config_pool, retries),
+	  .help = "other servers tried after a refused or timed-out connect" },
+	{ .name = "keepalive", .type = OPT_UINT, .def = "32", .min = 0, .max = 10000,
+	  .off = offsetof(struct config_pool, keepalive_max),
+	  .help = "idle upstream connections kept per server and worker; 0 = none" },
+	{ .name = "server", .type = OPT_SECTION, .min = 1, .sub = &server_section,
+	  .off = offsetof(struct config_pool, servers),
+	  .aux = offsetof(struct config_pool, nservers),
+	  .help = "a backend server; one or more per pool" },
+};
+
+static const struct section_def pool_section = {
+	.name = "pool", .path = "pool", .flags = SEC_TITLED,
+	.size = sizeof(struct config_pool),
+	.name_off = offsetof(struct config_pool, name),
+	.opts = pool_opts, .nopts = ARRAY_LEN(pool_opts),
+};
+
+static const struct opt_def route_opts[] = {
+	{ .name = "host", .type = OPT_HOST, .def = "*",
+	  .off = offsetof(struct config_route, host),
+	  .aux = offsetof(struct config_route, host_kind),
+	  .aux2 = offsetof(struct config_route, host_len),
+	  .help = "Host to match: a name, \"*.example.com\" for its subdomains, or \"*\" for any" },
+	{ .name = "path", .type = OPT_PATH, .def = "/",
+	  .off = offsetof(struct config_route, path),
+	  .aux = offsetof(struct config_route, path_len),
+	  .help = "path prefix to match, on whole segments; \"/\" matches every path" },
+	{ .name = "pool", .type = OPT_REF, .flags = OPT_REQUIRED,
+	  .off = offsetof(struct config_route, pool_name),
+	  .help = "the pool that serves the matching requests" },
+	{ .name = "sticky", .type = OPT_STICKY, .def = "off",
+	  .off = offsetof(struct config_route, sticky),
+	  .help = "keep a client on one server: off, cookie, socketio, or \"cookie socketio\" for both" },
+	{ .name = "sticky_cookie", .type = OPT_COOKIE_NAME, .def = "sluice",
+	  .off = offsetof(struct config_route, sticky_cookie),
+	  .help = "name of the cookie that sticky = cookie sets; an RFC 6265 token" },
+};
+
+static const struct section_def route_section = {
+	.name = "route", .path = "route", .flags = SEC_TITLED,
+	.size = sizeof(struct config_route),
+	.name_off = offsetof(struct config_route, name),
+	.opts = route_opts, .nopts = ARRAY_LEN(route_opts),
+};
+
+static const struct opt_def root_opts[] = {
+	{ .name = "workers", .type = OPT_UINT, .min = 1, .max = 64,
+	  .off = offsetof(struct config, workers), .compute = default_workers,
+	  .help = "worker threads; default: the number of online CPUs, at most 64" },
+	{ .name = "log_level", .type = OPT_LOG_LEVEL, .def = "info",
+	  .off = offsetof(struct config, log_level),
+	  .help = "error, warn, info or debug" },
+	{ .name = "access_log", .type = OPT_LOG_TARGET, .def = "-",
+	  .off = offsetof(struct config, access_log),
+	  .help = "\"-\" = stdout, \"off\" = none, otherwise a file path" },
+	{ .name = "shutdown_timeout", .type = OPT_DURATION, .def = "30s", .min = 1, .max = MS_PER_DAY,
+	  .off = offsetof(struct config, timeouts.shutdown_ms),
+	  .help = "grace for in-flight exchanges on SIGTERM" },
+	/* No default on purpose: a key written in a shipped file would be
+	 * known to everyone; without one, config.c's build() draws a random one. */
+	{ .name = "sticky_key", .type = OPT_SECRET, .min = 16, .max = 1024,
+	  .off = offsetof(struct config, sticky_key), .aux = offsetof(struct config, sticky_key_len),
+	  .help = "HMAC key that signs sticky cookies, 16 to 1024 bytes; a secret, best set from ${VAR}" },
+	{ .name = "listener", .type = OPT_SECTION, .min = 1, .sub = &listener_section,
+	  .off = offsetof(struct config, listeners), .aux = offsetof(struct config, nlisteners),
+	  .help = "a listening socket; one or more" },
+	{ .name = "pool", .type = OPT_SECTION, .min = 1, .sub = &pool_section,
+	  .off = offsetof(struct config, pools), .aux = offsetof(struct config, npools),
+	  .help = "a group of servers that share requests; one or more" },
+	{ .name = "route", .type = OPT_SECTION, .sub = &route_section,
+	  .off = offsetof(struct config, routes), .aux = offsetof(struct config, nroutes),
+	  .help = "sends the requests it matches to a pool; most specific match wins" },
+	{ .name = "timeouts", .type = OPT_SECTION, .sub = &timeouts_section,
+	  .off = offsetof(struct config, timeouts),
+	  .help = "how long each phase of an exchange may take" },
+	{ .name = "limits", .type = OPT_SECTION, .sub = &config_table_limits,
+	  .off = offsetof(struct config, limits),
+	  .help = "bounds on a request head and on WebSocket messages" },
+};
+
+const struct section_def config_table_root = {
+	.name = "root", .path = "",
+	.opts = root_opts, .nopts = ARRAY_LEN(root_opts),
+};
+
+static const struct section_def *const all_sections[] = {
+	&config_table_root, &listener_section, &pool_section, &server_section,
+	&route_section, &timeouts_section, &config_table_limits,
+};
+
+static unsigned long long
+default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > 64)
+		n = 64;
+	return (unsigned long long)n;
+}
+
+/* ----------------------------------------------------------------- lookup */
+
+const struct section_def *
+config_table_section(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(all_sections); i++)
+		if (strcmp(all_sections[i]->name, name) == 0)
+			return all_sections[i];
+	return NULL;
+}
+
+const struct opt_def *
+config_table_opt(const struct section_def *sd, const char *name)
+{
+	for (size_t i = 0; sd != NULL && i < sd->nopts; i++)
+		if (strcmp(sd->opts[i].name, name) == 0)
+			return &sd->opts[i];
+	return NULL;
+}
+
+bool
+config_table_titled(const char *kind, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_LEN(all_sections); i++) {
+		const struct section_def *sd = all_sections[i];
+
+		if ((sd->flags & SEC_TITLED) && strlen(sd->name) == len &&
+		    memcmp(sd->name, kind, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* -------------------------------------------------------------- reference */
+
+static void
+foreach_in(const struct section_def *sd, config_directive_fn fn, void *arg)
+{
+	for (size_t i = 0; i < sd->nopts; i++) {
+		const struct opt_def *d = &sd->opts[i];
+		char bounds[80];
+		struct config_directive cd = {
+			.section = sd->path,
+			.name = d->name,
+			.type = type_names[d->type],
+			.def = d->def,
+			.required = (d->flags & OPT_REQUIRED) != 0,
+			.help = d->help,
+		};
+
+		if (config_value_has_bounds(d)) {
+			config_value_format_bounds(d, bounds, sizeof(bounds));
+			cd.bounds = bounds;
+		} else if (d->type == OPT_SECTION && d->min > 0) {
+			snprintf(bounds, sizeof(bounds), "at least %llu", d->min);
+			cd.bounds = bounds;
+		} else if (d->type == OPT_SECRET) {
+			snprintf(bounds, sizeof(bounds), "%llu..%llu bytes", d->min, d->max);
+			cd.bounds = bounds;
+		}
+		fn(&cd, arg);
+		if (d->type == OPT_SECTION)
+			foreach_in(d->sub, fn, arg);
+	}
+}
+
+void
+config_foreach_directive(config_directive_fn fn, void *arg)
+{
+	foreach_in(&config_table_root, fn, arg);
+}

@@ -1,0 +1,558 @@
+/*
+ * Directive values: parsing durations, sizes, addresses, host patterns, path
+ * prefixes and the other option types, checking them against their table
+ * entry and storing them into struct config; and writing durations and sizes
+ * back for messages and the reference. No libconfuse and no load state here.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config-int.h"
+
+#define MAX_COOKIE_NAME	64
+
+static const char *const log_level_names[] = {
+	[CONFIG_LOG_ERROR] = "error",
+	[CONFIG_LOG_WARN] = "warn",
+	[CONFIG_LOG_INFO] = "info",
+	[CONFIG_LOG_DEBUG] = "debug",
+};
+
+/* ----------------------------------------------------------------- helpers */
+
+static void
+lower_ascii(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* "1h", "2m", "10s" or "500ms": the largest unit that is exact. */
+static void
+format_duration(unsigned long long ms, char *buf, size_t len)
+{
+	if (ms != 0 && ms % 3600000 == 0)
+		snprintf(buf, len, "%lluh", ms / 3600000);
+	else if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, len, "%llum", ms / 60000);
+	else if (ms != 0 && ms % 1000 == 0)
+		snprintf(buf, len, "%llus", ms / 1000);
+	else
+		snprintf(buf, len, "%llums", ms);
+}
+
+void
+config_value_format_size(unsigned long long n, char *buf, size_t len)
+{
+	if (n != 0 && n % (1ULL << 30) == 0)
+		snprintf(buf, len, "%llug", n >> 30);
+	else if (n != 0 && n % (1ULL << 20) == 0)
+		snprintf(buf, len, "%llum", n >> 20);
+	else if (n != 0 && n % 1024 == 0)
+		snprintf(buf, len, "%lluk", n >> 10);
+	else
+		snprintf(buf, len, "%llu", n);
+}
+
+static void
+format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
+{
+	if (type == OPT_DURATION)
+		format_duration(n, buf, len);
+	else if (type == OPT_SIZE || type == OPT_SIZE64)
+		config_value_format_size(n, buf, len);
+	else
+		snprintf(buf, len, "%llu", n);
+}
+
+bool
+config_value_has_bounds(const struct opt_def *d)
+{
+	return d->type == OPT_UINT || d->type == OPT_INT || d->type == OPT_DURATION ||
+		d->type == OPT_SIZE || d->type == OPT_SIZE64;
+}
+
+void
+config_value_format_bounds(const struct opt_def *d, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	format_value(d->type, d->min, lo, sizeof(lo));
+	format_value(d->type, d->max, hi, sizeof(hi));
+	snprintf(buf, len, "%s..%s", lo, hi);
+}
+
+/* Object names end up in logs and JSON ("server":"chat/a") unescaped. */
+bool
+config_value_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && s[n] != '_' && s[n] != '-' && s[n] != '.')
+			return false;
+	return n >= 1 && n <= MAX_NAME_LEN;
+}
+
+/* Host name syntax: dot-separated labels of letters, digits, '-' or '_'. */
+static bool
+hostname_ok(const char *s)
+{
+	size_t n = strlen(s), label = 0;
+
+	if (n == 0 || n > MAX_HOST_LEN)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (label == 0 || label > 63)
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_') {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ----------------------------------------------------------------- parsers */
+
+static int
+parse_digits(const char **sp, unsigned long long *out)
+{
+	const char *s = *sp;
+	unsigned long long n = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (n > (ULLONG_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (unsigned long long)(*s - '0');
+	}
+	*sp = s;
+	*out = n;
+	return 0;
+}
+
+int
+config_parse_duration(const char *s, unsigned *ms)
+{
+	unsigned long long n, mult;
+
+	if (s == NULL || parse_digits(&s, &n) < 0)
+		return -1;
+	if (*s == '\0' || strcmp(s, "s") == 0)
+		mult = 1000;
+	else if (strcmp(s, "ms") == 0)
+		mult = 1;
+	else if (strcmp(s, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(s, "h") == 0)
+		mult = 3600 * 1000;
+	else
+		return -1;
+	if (n > UINT_MAX / mult)
+		return -1;
+	*ms = (unsigned)(n * mult);
+	return 0;
+}
+
+/* A size as config_parse_size() reads it, in 64 bits whatever size_t is. */
+static int
+parse_size64(const char *s, uint64_t *bytes)
+{
+	unsigned long long n;
+	unsigned shift;
+
+	if (s == NULL || parse_digits(&s, &n) < 0)
+		return -1;
+	switch (*s) {
+	case '\0':
+		shift = 0;
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	default:
+		return -1;
+	}
+	if (*s != '\0' && s[1] != '\0')
+		return -1;
+	if (n > UINT64_MAX >> shift)
+		return -1;
+	*bytes = (uint64_t)n << shift;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, size_t *bytes)
+{
+	uint64_t n;
+
+	if (parse_size64(s, &n) < 0 || n > SIZE_MAX)
+		return -1;
+	*bytes = (size_t)n;
+	return 0;
+}
+
+/*
+ * A route's sticky modes: "off", or "cookie" and/or "socketio" separated by
+ * spaces or commas, in any order.
+ */
+static int
+parse_sticky(const char *s, unsigned *bits)
+{
+	static const char sep[] = " \t,";
+	bool off = false;
+	unsigned b = 0;
+
+	for (s += strspn(s, sep); *s != '\0'; s += strspn(s, sep)) {
+		size_t n = strcspn(s, sep);
+
+		if (n == 3 && memcmp(s, "off", 3) == 0)
+			off = true;
+		else if (n == 6 && memcmp(s, "cookie", 6) == 0)
+			b |= CONFIG_STICKY_COOKIE;
+		else if (n == 8 && memcmp(s, "socketio", 8) == 0)
+			b |= CONFIG_STICKY_SOCKETIO;
+		else
+			return -1;
+		s += n;
+	}
+	/* "off" means nothing else; nothing at all is not "off" either. */
+	if (off == (b != 0))
+		return -1;
+	*bits = b;
+	return 0;
+}
+
+/* RFC 6265 cookie-name: an RFC 2616 token (no controls, spaces or separators). */
+static bool
+cookie_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?={}", s[n]) != NULL)
+			return false;
+	return n >= 1 && n <= MAX_COOKIE_NAME;
+}
+
+/* Like config_parse_address(), saying in why what is wrong. */
+static int
+parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+		char *why, size_t whylen)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *port, *sep;
+	unsigned long long p;
+	bool v6 = false, any = false;
+	size_t hlen;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		sep = strchr(s, ']');
+		if (sep == NULL || sep[1] != ':') {
+			snprintf(why, whylen, "expected [IPv6]:PORT");
+			return -1;
+		}
+		v6 = true;
+		hlen = (size_t)(sep - s - 1);
+		memcpy(host, s + 1, hlen < sizeof(host) ? hlen : 0);
+		port = sep + 2;
+	} else {
+		sep = strrchr(s, ':');
+		if (sep == NULL) {
+			snprintf(why, whylen, "expected IP:PORT");
+			return -1;
+		}
+		if (strchr(s, ':') != sep) {
+			snprintf(why, whylen, "IPv6 addresses go in brackets, as in [::1]:8080");
+			return -1;
+		}
+		hlen = (size_t)(sep - s);
+		any = hlen == 1 && s[0] == '*';
+		memcpy(host, s, hlen < sizeof(host) ? hlen : 0);
+		port = sep + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		snprintf(why, whylen, "expected IP:PORT");
+		return -1;
+	}
+	host[hlen] = '\0';
+	if (parse_digits(&port, &p) < 0 || *port != '\0') {
+		snprintf(why, whylen, "expected IP:PORT");
+		return -1;
+	}
+	if (p < 1 || p > 65535) {
+		snprintf(why, whylen, "port must be 1..65535");
+		return -1;
+	}
+	if (v6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			snprintf(why, whylen, "expected [IPv6]:PORT");
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)p);
+		*len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (any) {
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		} else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			bool named = false;
+
+			for (const char *c = host; *c; c++)
+				named |= isalpha((unsigned char)*c) != 0;
+			snprintf(why, whylen, "%s", named ?
+				"address must be a numeric IP:port" : "expected IP:PORT");
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)p);
+		*len = sizeof(*sin);
+	}
+	return 0;
+}
+
+int
+config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char why[128];
+
+	if (s == NULL)
+		return -1;
+	return parse_address(s, ss, len, why, sizeof(why));
+}
+
+/* ------------------------------------------------------------ option values */
+
+/*
+ * Check and convert one value. On error, why says what was expected; the
+ * caller names the option and the value.
+ */
+int
+config_value_convert(const struct opt_def *d, const char *text, struct opt_value *v,
+		char *why, size_t whylen)
+{
+	char bounds[80];
+
+	memset(v, 0, sizeof(*v));
+	switch (d->type) {
+	case OPT_UINT:
+	case OPT_INT: {
+		const char *p = text;
+
+		if (parse_digits(&p, &v->n) < 0 || *p != '\0') {
+			snprintf(why, whylen, "expected an integer");
+			return -1;
+		}
+		break;
+	}
+	case OPT_DURATION: {
+		unsigned ms;
+
+		if (config_parse_duration(text, &ms) < 0) {
+			snprintf(why, whylen, "expected a duration such as 500ms, 10s, 2m or 1h");
+			return -1;
+		}
+		v->n = ms;
+		break;
+	}
+	case OPT_SIZE: {
+		size_t n;
+
+		if (config_parse_size(text, &n) < 0) {
+			snprintf(why, whylen, "expected a size such as 512, 16k or 1m");
+			return -1;
+		}
+		v->n = n;
+		break;
+	}
+	case OPT_SIZE64: {
+		uint64_t n;
+
+		if (parse_size64(text, &n) < 0) {
+			snprintf(why, whylen, "expected a size such as 512, 16k or 1m");
+			return -1;
+		}
+		v->n = n;
+		break;
+	}
+	case OPT_LOG_LEVEL:
+		for (size_t i = 0; i < ARRAY_LEN(log_level_names); i++)
+			if (strcmp(text, log_level_names[i]) == 0) {
+				v->n = i;
+				return 0;
+			}
+		snprintf(why, whylen, "expected error, warn, info or debug");
+		return -1;
+	case OPT_LOG_TARGET:
+		if (text[0] == '\0') {
+			snprintf(why, whylen, "expected \"-\", \"off\" or a file path");
+			return -1;
+		}
+		v->s = strcmp(text, "off") == 0 ? NULL : xstrdup(text);
+		return 0;
+	case OPT_ADDRESS:
+		if (parse_address(text, &v->ss, &v->sslen, why, whylen) < 0)
+			return -1;
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_HOST:
+		if (strcmp(text, "*") == 0) {
+			v->host_kind = CONFIG_HOST_ANY;
+			v->s = xstrdup(text);
+		} else if (strncmp(text, "*.", 2) == 0 && hostname_ok(text + 2)) {
+			v->host_kind = CONFIG_HOST_SUFFIX;
+			v->s = xstrdup(text + 1);
+		} else if (hostname_ok(text)) {
+			v->host_kind = CONFIG_HOST_EXACT;
+			v->s = xstrdup(text);
+		} else {
+			snprintf(why, whylen, "%s", strchr(text, ':') != NULL ?
+				"a route host has no port" :
+				"expected a host name, \"*.\" and a domain, or \"*\"");
+			return -1;
+		}
+		lower_ascii(v->s);
+		v->n = strlen(v->s);
+		return 0;
+	case OPT_PATH:
+		if (text[0] != '/') {
+			snprintf(why, whylen, "expected a path starting with \"/\"");
+			return -1;
+		}
+		for (const char *c = text; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
+				snprintf(why, whylen, "a path prefix has no spaces, \"?\" or \"#\"");
+				return -1;
+			}
+		v->s = xstrdup(text);
+		v->n = strlen(text);
+		return 0;
+	case OPT_REF:
+		if (!config_value_name_ok(text)) {
+			snprintf(why, whylen, "expected a name of " NAME_RULE);
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_STICKY: {
+		unsigned bits;
+
+		if (parse_sticky(text, &bits) < 0) {
+			snprintf(why, whylen, "expected off, cookie, socketio or \"cookie socketio\"");
+			return -1;
+		}
+		v->n = bits;
+		return 0;
+	}
+	case OPT_COOKIE_NAME:
+		if (!cookie_name_ok(text)) {
+			snprintf(why, whylen, "expected a cookie name of 1 to 64 letters, digits "
+				"or any of !#$%%&'*+-.^_`|~");
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_SECRET:
+		/* why is the whole message here: the caller must not quote
+		 * the value, which is the secret. */
+		v->n = strlen(text);
+		if (v->n < d->min) {
+			snprintf(why, whylen, "%s must be at least %llu bytes", d->name, d->min);
+			return -1;
+		}
+		if (v->n > d->max) {
+			snprintf(why, whylen, "%s must be at most %llu bytes", d->name, d->max);
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_SECTION:
+		break;
+	}
+	if (config_value_has_bounds(d) && (v->n < d->min || v->n > d->max)) {
+		config_value_format_bounds(d, bounds, sizeof(bounds));
+		snprintf(why, whylen, "must be in %s", bounds);
+		return -1;
+	}
+	return 0;
+}
+
+/* Move a converted value into its fields in obj. */
+void
+config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
+{
+	char *base = obj;
+
+	switch (d->type) {
+	case OPT_UINT:
+	case OPT_DURATION:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_INT:
+		*(int *)(base + d->off) = (int)v->n;
+		break;
+	case OPT_SIZE:
+		*(size_t *)(base + d->off) = (size_t)v->n;
+		break;
+	case OPT_SIZE64:
+		*(uint64_t *)(base + d->off) = (uint64_t)v->n;
+		break;
+	case OPT_STICKY:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_SECRET:
+		*(unsigned char **)(base + d->off) = (unsigned char *)v->s;
+		*(size_t *)(base + d->aux) = (size_t)v->n;
+		break;
+	case OPT_LOG_LEVEL:
+		*(enum config_log_level *)(base + d->off) = (enum config_log_level)v->n;
+		break;
+	case OPT_ADDRESS:
+		memcpy(base + d->aux, &v->ss, sizeof(v->ss));
+		*(socklen_t *)(base + d->aux2) = v->sslen;
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_HOST:
+		*(enum config_host_kind *)(base + d->aux) = v->host_kind;
+		*(size_t *)(base + d->aux2) = (size_t)v->n;
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_PATH:
+		*(size_t *)(base + d->aux) = (size_t)v->n;
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_LOG_TARGET:
+	case OPT_REF:
+	case OPT_COOKIE_NAME:
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_SECTION:
+		break;
+	}
+	v->s = NULL;
+}
+
