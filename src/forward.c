@@ -128,12 +128,42 @@ struct conn_fields {
 	size_t n;
 };
 
+/* Whether a Connection value lists only the options every peer uses
+ * (close, keep-alive, upgrade): then it names no field to strip, and the
+ * per-field check can be skipped, as it is for almost every message. */
+static bool
+connection_options_only(const char *v, size_t vlen)
+{
+	size_t i = 0;
+
+	while (i < vlen) {
+		size_t start, end;
+
+		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < vlen && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end == start)
+			continue;
+		if (!((end - start == 5 && strncasecmp(v + start, "close", 5) == 0) ||
+		      (end - start == 10 && strncasecmp(v + start, "keep-alive", 10) == 0) ||
+		      (end - start == 7 && strncasecmp(v + start, "upgrade", 7) == 0)))
+			return false;
+	}
+	return true;
+}
+
 static void
 conn_fields_collect(struct conn_fields *cf, const struct http_head *h)
 {
 	cf->n = 0;
 	for (size_t i = 0; i < h->nheaders && cf->n < MAX_CONNECTION_FIELDS; i++)
-		if (name_is(&h->headers[i], "connection", 10))
+		if (name_is(&h->headers[i], "connection", 10) &&
+		    !connection_options_only(h->headers[i].value, h->headers[i].value_len))
 			cf->f[cf->n++] = &h->headers[i];
 }
 
