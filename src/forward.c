@@ -642,11 +642,13 @@ forward_response_body(struct session *s)
 	struct evbuffer *in = ex->up->c->in;
 	struct evbuffer *out = s->c->out;
 	uint64_t before;
-	enum http_body_result r;
+	enum http_body_result r = HTTP_BODY_MORE;
 
 	if (ex->learn_sid_poll) {
-		if (!learn_sid_from_body(s, in) && !ex->up_eof)
+		if (!learn_sid_from_body(s, in) && !ex->up_eof) {
+			session_timer_set(s, TIMER_BODY_IDLE);
 			return;
+		}
 		ex->learn_sid_poll = false;
 	}
 
@@ -657,7 +659,7 @@ forward_response_body(struct session *s)
 
 		if (olen >= RELAY_HWM) {
 			conn_read_disable(ex->up->c);
-			return;
+			break;
 		}
 		before = ex->resp_body.moved;
 		r = http_body_move(&ex->resp_body, in, out, RELAY_HWM - olen);
@@ -688,7 +690,11 @@ forward_response_body(struct session *s)
 		log_warn("s%llu %s: server %s/%s closed the connection in the middle of "
 			"the response body", SID(s), ex->server->pool->name, ex->server->name);
 		session_abort(s, TERM_UPSTREAM_CLOSED);
+		return;
 	}
+	/* More body to wait for: from now on body_idle applies. Armed only
+	 * here, so a response that came whole with its head never arms it. */
+	session_timer_set(s, TIMER_BODY_IDLE);
 }
 
 static void
@@ -790,7 +796,6 @@ forward_response(struct session *s)
 			response_done(s);
 			return;
 		}
-		session_timer_set(s, TIMER_BODY_IDLE);
 	}
 	forward_response_body(s);
 }

@@ -489,11 +489,14 @@ session_read_head(struct session *s)
 
 	if (evbuffer_get_length(in) == 0)
 		return false;
-	if (s->timer_kind != TIMER_CLIENT_HEADER)
-		session_timer_set(s, TIMER_CLIENT_HEADER);
 	st = http_head_find(in, &s->scan, lim->max_header_size, &head_len);
-	if (st == HTTP_INCOMPLETE)
+	if (st == HTTP_INCOMPLETE) {
+		/* Only a head that is still coming needs its deadline; most
+		 * arrive whole, and arming a timer costs more than its check. */
+		if (s->timer_kind != TIMER_CLIENT_HEADER)
+			session_timer_set(s, TIMER_CLIENT_HEADER);
 		return false;
+	}
 	exchange_begin(s);
 	s->scan = 0;
 	if (st != HTTP_OK) {
@@ -561,7 +564,10 @@ session_read_head(struct session *s)
 	}
 	evbuffer_drain(in, head_len);
 	ex->phase = PHASE_CONNECT;
-	session_timer_set(s, TIMER_NONE);
+	/* The next deadline (connect, response_header) re-arms the timer; until
+	 * then a firing timer finds TIMER_NONE and does nothing. Not deleting
+	 * it saves a heap operation per request. */
+	s->timer_kind = TIMER_NONE;
 	forward_start(s);
 	return true;
 }
