@@ -99,26 +99,44 @@ classify(const struct http_header *h)
 	return HDR_PLAIN;
 }
 
+/*
+ * The next element of a comma-separated list value from *i on, without its
+ * surrounding whitespace, in [*start, *end); false at the end of the value.
+ */
+static bool
+list_next(const char *v, size_t vlen, size_t *i, size_t *start, size_t *end)
+{
+	for (;;) {
+		while (*i < vlen && (v[*i] == ' ' || v[*i] == '\t' || v[*i] == ','))
+			(*i)++;
+		if (*i >= vlen)
+			return false;
+		*start = *i;
+		while (*i < vlen && v[*i] != ',')
+			(*i)++;
+		*end = *i;
+		while (*end > *start && (v[*end - 1] == ' ' || v[*end - 1] == '\t'))
+			(*end)--;
+		if (*end > *start)
+			return true;
+	}
+}
+
+static bool
+span_is(const char *v, size_t start, size_t end, const char *lit, size_t n)
+{
+	return end - start == n && strncasecmp(v + start, lit, n) == 0;
+}
+
 /* Whether the comma-separated list value names the header name. */
 static bool
 token_listed(const char *v, size_t vlen, const char *name, size_t nlen)
 {
-	size_t i = 0;
+	size_t i = 0, start, end;
 
-	while (i < vlen) {
-		size_t start, end;
-
-		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < vlen && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end - start == nlen && strncasecmp(v + start, name, nlen) == 0)
+	while (list_next(v, vlen, &i, &start, &end))
+		if (span_is(v, start, end, name, nlen))
 			return true;
-	}
 	return false;
 }
 
@@ -134,26 +152,12 @@ struct conn_fields {
 static bool
 connection_options_only(const char *v, size_t vlen)
 {
-	size_t i = 0;
+	size_t i = 0, start, end;
 
-	while (i < vlen) {
-		size_t start, end;
-
-		while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < vlen && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end == start)
-			continue;
-		if (!((end - start == 5 && strncasecmp(v + start, "close", 5) == 0) ||
-		      (end - start == 10 && strncasecmp(v + start, "keep-alive", 10) == 0) ||
-		      (end - start == 7 && strncasecmp(v + start, "upgrade", 7) == 0)))
+	while (list_next(v, vlen, &i, &start, &end))
+		if (!span_is(v, start, end, "close", 5) && !span_is(v, start, end, "keep-alive", 10) &&
+		    !span_is(v, start, end, "upgrade", 7))
 			return false;
-	}
 	return true;
 }
 
