@@ -17,35 +17,13 @@ WRK_THREADS=${WRK_THREADS:-1}
 TARGETS=${TARGETS:-backend haproxy nginx sluice}
 BODY='hello, world\n'
 
-for v in DURATION ROUNDS CONNS WARMUP WRK_THREADS; do
-	case ${!v} in
-	'' | *[!0-9]*) bench_die "$v must be a whole number, got '${!v}'" ;;
-	esac
-done
+need_whole DURATION ROUNDS CONNS WARMUP WRK_THREADS
 [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] || bench_die "DURATION and ROUNDS must be at least 1"
 
 need_cmd wrk curl nginx python3 awk timeout getconf
 bench_init
 
-declare -A SKIPPED=()
-active=()
-for t in $TARGETS; do
-	case $t in
-	backend) need_cmd nginx ;;
-	haproxy) need_cmd haproxy ;;
-	nginx) need_cmd nginx ;;
-	sluice)
-		if ! sluice_bin >/dev/null; then
-			bench_log "sluice binary not found at $(sluice_path): skipping the sluice target (set SLUICE_BIN)"
-			SKIPPED[sluice]="binary not found: $(sluice_path)"
-			continue
-		fi
-		;;
-	*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice)" ;;
-	esac
-	active+=("$t")
-done
-[ "${#active[@]}" -gt 0 ] || bench_die "no target to run"
+select_targets
 
 read -r ORIGIN_PORT HAPROXY_PORT NGINX_PORT SLUICE_PORT <<<"$(free_ports 4)"
 declare -A PORT=([backend]=$ORIGIN_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT)
@@ -57,9 +35,9 @@ start_origin "$ORIGIN_PORT" "$BODY"
 PID[backend]=$LAST_PID
 for t in "${active[@]}"; do
 	case $t in
-	haproxy) start_haproxy "${PORT[$t]}" "$ORIGIN_PORT" ;;
-	nginx) start_nginx_proxy "${PORT[$t]}" "$ORIGIN_PORT" ;;
-	sluice) start_sluice "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	haproxy) start_haproxy "$BENCH_TMP/haproxy" "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	nginx) start_nginx_proxy "$BENCH_TMP/nginx" "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	sluice) start_sluice "$BENCH_TMP/sluice" "${PORT[$t]}" "$ORIGIN_PORT" ;;
 	*) continue ;;
 	esac
 	PID[$t]=$LAST_PID
@@ -77,10 +55,7 @@ RUNS="$BENCH_TMP/runs.tsv"
 printf 'target\tround\trps\tp99_ms\trequests\tcpu_us\tbackend_cpu_us\tnon2xx\tsocket_errors\tsteal_pct\tother_pct\n' >"$RUNS"
 
 for ((r = 0; r < ROUNDS; r++)); do
-	# Rotate the order every round so that no target always runs first
-	# (cold caches) or right after the same neighbour.
-	for ((i = 0; i < n; i++)); do
-		t=${active[$(((i + r) % n))]}
+	for t in $(round_order "$r" "${active[@]}"); do
 		url="http://127.0.0.1:${PORT[$t]}/"
 		if [ "$WARMUP" -gt 0 ]; then
 			run_wrk "$BENCH_TMP/warmup.out" "$WARMUP" "$url" || bench_die "warm-up of $t failed"

@@ -166,6 +166,54 @@ need_cmd() {
 	done
 }
 
+# select_targets: the targets of TARGETS that can run, in `active`; a
+# sluice target without a binary is left out with its reason in SKIPPED.
+# The backend's own commands are the section's to check.
+select_targets() {
+	local t
+	declare -gA SKIPPED=()
+	active=()
+	for t in $TARGETS; do
+		case $t in
+		backend) ;;
+		haproxy) need_cmd haproxy ;;
+		nginx) need_cmd nginx ;;
+		sluice)
+			if ! sluice_bin >/dev/null; then
+				bench_log "sluice binary not found at $(sluice_path): skipping the sluice target (set SLUICE_BIN)"
+				# shellcheck disable=SC2034 # read by the sections
+				SKIPPED[sluice]="binary not found: $(sluice_path)"
+				continue
+			fi
+			;;
+		*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice)" ;;
+		esac
+		active+=("$t")
+	done
+	[ "${#active[@]}" -gt 0 ] || bench_die "no target to run"
+}
+
+# round_order ROUND TARGET...: the targets rotated by ROUND places, one a
+# line. Every round starts elsewhere so that no target always runs first
+# (cold caches) or right after the same neighbour.
+round_order() {
+	local r=$1 i
+	shift
+	for ((i = 0; i < $#; i++)); do
+		echo "${@:$(((i + r) % $# + 1)):1}"
+	done
+}
+
+# need_whole VAR...: each variable named must hold a whole number.
+need_whole() {
+	local v
+	for v in "$@"; do
+		case ${!v} in
+		'' | *[!0-9]*) bench_die "$v must be a whole number, got '${!v}'" ;;
+		esac
+	done
+}
+
 # Print N distinct free TCP ports on 127.0.0.1. All sockets stay bound until
 # every port is chosen, so the N ports differ.
 free_ports() {
@@ -216,17 +264,21 @@ check_response() {
 	fi
 }
 
+# nginx_common DIR [EVENTS RLIMIT_NOFILE]: main and events contexts, one
+# worker. EVENTS is the body of the events block (default 4096
+# worker_connections); RLIMIT_NOFILE, when given, sets worker_rlimit_nofile.
 # nginx needs writable temp paths even when it never buffers to disk; keep
 # them in our directory instead of /var/lib/nginx.
 nginx_common() {
-	local dir=$1
+	local dir=$1 events=${2:-$'\tworker_connections 4096;'} rlimit=
+	[ -n "${3:-}" ] && rlimit=$'\n'"worker_rlimit_nofile $3;"
 	cat <<EOF
-worker_processes 1;
+worker_processes 1;$rlimit
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 $( [ "$(id -u)" = 0 ] && echo "user nobody $(id -gn nobody 2>/dev/null || echo nobody);" )
 events {
-	worker_connections 4096;
+$events
 }
 EOF
 }
@@ -247,6 +299,18 @@ nginx_http_common() {
 EOF
 }
 
+# spawn_listen NAME PORT OUT LOG CMD...: start CMD in the background
+# (stdin /dev/null, stdout and stderr to OUT), track it and wait for it to
+# listen on PORT, LOG being the file to show if it does not; sets LAST_PID.
+spawn_listen() {
+	local name=$1 port=$2 out=$3 log=$4
+	shift 4
+	"$@" </dev/null >"$out" 2>&1 &
+	LAST_PID=$!
+	bench_track "$LAST_PID"
+	wait_listen "$port" "$LAST_PID" "$name" "$log"
+}
+
 # run_nginx NAME DIR PORT: start nginx in the foreground from DIR/nginx.conf.
 run_nginx() {
 	local name=$1 dir=$2 port=$3
@@ -254,11 +318,9 @@ run_nginx() {
 		cat "$dir/check.log" >&2
 		bench_die "$name: nginx -t rejected $dir/nginx.conf"
 	}
-	nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
-		</dev/null >"$dir/stdout.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" "$name" "$dir/error.log" || bench_die "$name did not start"
+	spawn_listen "$name" "$port" "$dir/stdout.log" "$dir/error.log" \
+		nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' ||
+		bench_die "$name did not start"
 }
 
 # start_origin PORT LITERAL: the backend, an nginx with one worker answering
@@ -293,24 +355,46 @@ proxy_headers_on() {
 	[ "${PROXY_HEADERS:-1}" = 1 ]
 }
 
-# start_haproxy PORT BACKEND_PORT
+# tunnel_fds TUNNELS: open files to allow for TUNNELS idle tunnels. Each
+# costs a proxy two descriptors, the load generator and the backend one
+# each; nginx is given room for three (see start_nginx_proxy), plus 1024.
+tunnel_fds() {
+	echo $((3 * $1 + 1024))
+}
+
+# The proxies are started from one function each for every section. Given
+# TUNNELS and TUNNEL_S they are set up for WebSocket: room for TUNNELS open
+# tunnels, TUNNEL_S seconds of idle time allowed in one, and no idle upstream
+# connection kept for reuse, as each connection to the backend becomes a
+# tunnel. Without them, for plain HTTP keep-alive, upstream connections are
+# kept and shared.
+
+# start_haproxy DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: one thread, mode
+# http (HAProxy switches a connection to a tunnel on a 101).
 start_haproxy() {
-	local port=$1 bport=$2 dir="$BENCH_TMP/haproxy"
+	local dir=$1 port=$2 bport=$3 tunnels=${4:-} maxconn=4096
+	# Optional lines of the defaults section, each with its leading newline.
+	local fe_maxconn='' reuse=$'\n\thttp-reuse always' tunnel=''
+	if [ -n "$tunnels" ]; then
+		maxconn=$((tunnels + 1000))
+		fe_maxconn=$'\n\t'"maxconn $maxconn"
+		reuse=
+		tunnel=$'\n\t'"timeout tunnel ${5}s"
+	fi
 	mkdir -p "$dir"
 	{
 		cat <<EOF
 global
 	nbthread 1
-	maxconn 4096
+	maxconn $maxconn
 	pidfile $dir/haproxy.pid
 
 defaults
-	mode http
-	option http-keep-alive
-	http-reuse always
+	mode http$fe_maxconn
+	option http-keep-alive$reuse
 	timeout connect 3s
 	timeout client 60s
-	timeout server 30s
+	timeout server 30s$tunnel
 	timeout http-request 10s
 	timeout http-keep-alive 60s
 
@@ -336,36 +420,59 @@ EOF
 		cat "$dir/check.log" >&2
 		bench_die "haproxy -c rejected $dir/haproxy.cfg"
 	}
-	haproxy -db -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" haproxy "$dir/haproxy.log" || bench_die "haproxy did not start"
+	spawn_listen haproxy "$port" "$dir/haproxy.log" "$dir/haproxy.log" \
+		haproxy -db -f "$dir/haproxy.cfg" || bench_die "haproxy did not start"
 }
 
-# start_nginx_proxy PORT BACKEND_PORT
+# start_nginx_proxy DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: one worker;
+# for WebSocket the usual location (HTTP/1.1 upstream, Upgrade passed,
+# Connection "upgrade"). nginx allocates its connection table at start-up,
+# so that part of its memory per tunnel is in the RSS read before the idle
+# tunnels are opened.
 start_nginx_proxy() {
-	local port=$1 bport=$2 dir="$BENCH_TMP/nginx"
+	local dir=$1 port=$2 bport=$3 tunnels=${4:-} tunnel_s=${5:-}
+	local events='' rlimit='' listen='' location
+	local keepalive=$'\n\t\tkeepalive 64;\n\t\tkeepalive_requests 10000000;'
+	location=$'\t\t\tproxy_set_header Connection "";'
+	if [ -n "$tunnels" ]; then
+		rlimit=$(tunnel_fds "$tunnels")
+		events=$(cat <<EOF
+	# Two per tunnel, plus headroom: with less than 1/16 of them free,
+	# nginx starts closing connections still waiting for their request
+	# ("worker_connections are not enough, reusing connections"), which
+	# would fail handshakes in the idle part.
+	worker_connections $((3 * tunnels + 512));
+EOF
+		)
+		keepalive=
+		listen=" backlog=4096"
+		location=$(cat <<EOF
+			proxy_set_header Upgrade \$http_upgrade;
+			proxy_set_header Connection "upgrade";
+			proxy_read_timeout ${tunnel_s}s;
+			proxy_send_timeout ${tunnel_s}s;
+EOF
+		)
+	fi
 	mkdir -p "$dir"
 	{
-		nginx_common "$dir"
+		nginx_common "$dir" "$events" "$rlimit"
 		echo "http {"
 		nginx_http_common "$dir"
 		cat <<EOF
 	upstream origin {
-		server 127.0.0.1:$bport;
-		keepalive 64;
-		keepalive_requests 10000000;
+		server 127.0.0.1:$bport;$keepalive
 	}
 	map \$http_x_request_id \$bench_request_id {
 		"" \$request_id;
 		default \$http_x_request_id;
 	}
 	server {
-		listen 127.0.0.1:$port;
+		listen 127.0.0.1:$port$listen;
 		location / {
 			proxy_pass http://origin;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
+$location
 EOF
 		if proxy_headers_on; then
 			cat <<'EOF'
@@ -398,20 +505,29 @@ sluice_bin() {
 	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
 }
 
-# start_sluice PORT BACKEND_PORT
+# start_sluice DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: workers = 1. For
+# WebSocket, tunnel_idle is left at its default, which TUNNEL_S must equal,
+# so that a binary without WebSocket support still takes the file and can be
+# skipped after its handshake fails.
 start_sluice() {
-	local port=$1 bport=$2 dir="$BENCH_TMP/sluice" bin
+	local dir=$1 port=$2 bport=$3 tunnels=${4:-} bin
+	# Optional lines, each with its leading newline.
+	local shutdown='' backlog='' keepalive=$'\n\tkeepalive = 64'
+	if [ -n "$tunnels" ]; then
+		shutdown=$'\nshutdown_timeout = 2s'
+		backlog=$'\n\tbacklog = 4096'
+		keepalive=
+	fi
 	bin=$(sluice_bin) || bench_die "sluice binary not found: $(sluice_path)"
 	mkdir -p "$dir"
 	cat >"$dir/sluice.conf" <<EOF
 workers = 1
 log_level = warn
-access_log = "off"
+access_log = "off"$shutdown
 listener "bench" {
-	address = "127.0.0.1:$port"
+	address = "127.0.0.1:$port"$backlog
 }
-pool "origin" {
-	keepalive = 64
+pool "origin" {$keepalive
 	server "origin" { address = "127.0.0.1:$bport" }
 }
 route "all" {
@@ -422,10 +538,8 @@ EOF
 		cat "$dir/check.log" >&2
 		bench_die "sluice -t rejected $dir/sluice.conf"
 	}
-	"$bin" -c "$dir/sluice.conf" </dev/null >"$dir/sluice.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" sluice "$dir/sluice.log" || bench_die "sluice did not start"
+	spawn_listen sluice "$port" "$dir/sluice.log" "$dir/sluice.log" \
+		"$bin" -c "$dir/sluice.conf" || bench_die "sluice did not start"
 }
 
 # run_wrk OUTFILE DURATION_S URL: wrk with keep-alive connections. wrk runs in

@@ -30,11 +30,8 @@ TARGETS=${TARGETS:-backend haproxy nginx sluice}
 # idle limit for tunnels, sluice's default tunnel_idle.
 TUNNEL_TIMEOUT=120
 
-for v in DURATION ROUNDS WARMUP WS_CONNS WS_SIZE WS_THREADS IDLE_CONNS IDLE_ROUNDS IDLE_CONCURRENCY IDLE_SETTLE; do
-	case ${!v} in
-	'' | *[!0-9]*) bench_die "$v must be a whole number, got '${!v}'" ;;
-	esac
-done
+need_whole DURATION ROUNDS WARMUP WS_CONNS WS_SIZE WS_THREADS IDLE_CONNS IDLE_ROUNDS \
+	IDLE_CONCURRENCY IDLE_SETTLE
 [ "$ROUNDS" -ge 1 ] && [ "$DURATION" -ge 1 ] || bench_die "DURATION and ROUNDS must be at least 1"
 [ "$WS_SIZE" -ge 1 ] && [ "$WS_SIZE" -le 65535 ] || bench_die "WS_SIZE must be 1..65535"
 [ "$WS_THREADS" -ge 1 ] && [ "$WS_CONNS" -ge "$WS_THREADS" ] || bench_die "WS_THREADS must be 1..WS_CONNS"
@@ -76,10 +73,9 @@ WS_VERSION=$(timeout 20 node -e "
 	console.log(require(path.join(process.env.SLUICE_NODE_MODULES, 'node_modules/ws/package.json')).version);
 " 2>/dev/null)
 
-# Each idle tunnel costs a proxy two descriptors, the load generator and the
-# backend one each; nginx is given room for three (see start_nginx_ws).
-# Children inherit the limit set here.
-need_fds=$((3 * IDLE_CONNS + 1024))
+# Room for the idle tunnels (see tunnel_fds); children inherit the limit
+# set here.
+need_fds=$(tunnel_fds "$IDLE_CONNS")
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
 	ulimit -n "$need_fds" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
 fi
@@ -89,25 +85,7 @@ fi
 
 bench_init
 
-declare -A SKIPPED=()
-active=()
-for t in $TARGETS; do
-	case $t in
-	backend) ;;
-	haproxy) need_cmd haproxy ;;
-	nginx) need_cmd nginx ;;
-	sluice)
-		if ! sluice_bin >/dev/null; then
-			bench_log "sluice binary not found at $(sluice_path): skipping the sluice target (set SLUICE_BIN)"
-			SKIPPED[sluice]="binary not found: $(sluice_path)"
-			continue
-		fi
-		;;
-	*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice)" ;;
-	esac
-	active+=("$t")
-done
-[ "${#active[@]}" -gt 0 ] || bench_die "no target to run"
+select_targets
 
 # --- processes ---------------------------------------------------------------
 
@@ -115,162 +93,18 @@ done
 start_ws_backend() {
 	local dir=$1 port=$2
 	mkdir -p "$dir"
-	node "$BENCH_DIR/ws-echo-server.mjs" "$port" </dev/null >"$dir/backend.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" backend "$dir/backend.log" || bench_die "the ws echo backend did not start"
+	spawn_listen backend "$port" "$dir/backend.log" "$dir/backend.log" \
+		node "$BENCH_DIR/ws-echo-server.mjs" "$port" ||
+		bench_die "the ws echo backend did not start"
 }
 
-# start_haproxy_ws DIR PORT BACKEND_PORT: one thread, mode http (HAProxy
-# switches a connection to a tunnel on the 101), `timeout tunnel`.
-start_haproxy_ws() {
-	local dir=$1 port=$2 bport=$3
-	mkdir -p "$dir"
-	{
-		cat <<EOF
-global
-	nbthread 1
-	maxconn $((IDLE_CONNS + 1000))
-	pidfile $dir/haproxy.pid
-
-defaults
-	mode http
-	maxconn $((IDLE_CONNS + 1000))
-	option http-keep-alive
-	timeout connect 3s
-	timeout client 60s
-	timeout server 30s
-	timeout tunnel ${TUNNEL_TIMEOUT}s
-	timeout http-request 10s
-	timeout http-keep-alive 60s
-
-frontend fe
-	bind 127.0.0.1:$port
-	default_backend be
-EOF
-		if proxy_headers_on; then
-			cat <<'EOF'
-	option forwardfor
-	http-request set-header X-Forwarded-Proto http
-	http-request set-header X-Forwarded-Host %[req.hdr(host)]
-	http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }
-EOF
-		fi
-		cat <<EOF
-
-backend be
-	server origin 127.0.0.1:$bport
-EOF
-	} >"$dir/haproxy.cfg"
-	haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
-		cat "$dir/check.log" >&2
-		bench_die "haproxy -c rejected $dir/haproxy.cfg"
-	}
-	haproxy -db -f "$dir/haproxy.cfg" </dev/null >"$dir/haproxy.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" haproxy "$dir/haproxy.log" || bench_die "haproxy did not start"
-}
-
-# start_nginx_ws DIR PORT BACKEND_PORT: one worker, the usual WebSocket
-# location (HTTP/1.1 upstream, Upgrade passed, Connection "upgrade"). nginx
-# allocates its connection table at start-up, so that part of its memory per
-# tunnel is in the RSS read before the idle tunnels are opened.
-start_nginx_ws() {
-	local dir=$1 port=$2 bport=$3
-	mkdir -p "$dir"
-	{
-		cat <<EOF
-worker_processes 1;
-worker_rlimit_nofile $need_fds;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-$([ "$(id -u)" = 0 ] && echo "user nobody $(id -gn nobody 2>/dev/null || echo nobody);")
-events {
-	# Two per tunnel, plus headroom: with less than 1/16 of them free,
-	# nginx starts closing connections still waiting for their request
-	# ("worker_connections are not enough, reusing connections"), which
-	# would fail handshakes in the idle part.
-	worker_connections $((3 * IDLE_CONNS + 512));
-}
-http {
-EOF
-		nginx_http_common "$dir"
-		cat <<EOF
-	upstream origin {
-		server 127.0.0.1:$bport;
-	}
-	map \$http_x_request_id \$bench_request_id {
-		"" \$request_id;
-		default \$http_x_request_id;
-	}
-	server {
-		listen 127.0.0.1:$port backlog=4096;
-		location / {
-			proxy_pass http://origin;
-			proxy_http_version 1.1;
-			proxy_set_header Upgrade \$http_upgrade;
-			proxy_set_header Connection "upgrade";
-			proxy_read_timeout ${TUNNEL_TIMEOUT}s;
-			proxy_send_timeout ${TUNNEL_TIMEOUT}s;
-EOF
-		if proxy_headers_on; then
-			cat <<'EOF'
-			proxy_set_header Host $http_host;
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto $scheme;
-			proxy_set_header X-Forwarded-Host $http_host;
-			proxy_set_header X-Request-ID $bench_request_id;
-EOF
-		fi
-		cat <<'EOF'
-		}
-	}
-}
-EOF
-	} >"$dir/nginx.conf"
-	run_nginx nginx "$dir" "$port"
-}
-
-# start_sluice_ws DIR PORT BACKEND_PORT: workers = 1; tunnel_idle is left
-# at its default (TUNNEL_TIMEOUT), so that a binary without WebSocket
-# support still takes the file and can be skipped after its handshake fails.
-start_sluice_ws() {
-	local dir=$1 port=$2 bport=$3 bin
-	bin=$(sluice_bin) || bench_die "sluice binary not found: $(sluice_path)"
-	mkdir -p "$dir"
-	cat >"$dir/sluice.conf" <<EOF
-workers = 1
-log_level = warn
-access_log = "off"
-shutdown_timeout = 2s
-listener "bench" {
-	address = "127.0.0.1:$port"
-	backlog = 4096
-}
-pool "origin" {
-	server "origin" { address = "127.0.0.1:$bport" }
-}
-route "all" {
-	pool = "origin"
-}
-EOF
-	timeout 10 "$bin" -t -c "$dir/sluice.conf" >"$dir/check.log" 2>&1 || {
-		cat "$dir/check.log" >&2
-		bench_die "sluice -t rejected $dir/sluice.conf"
-	}
-	"$bin" -c "$dir/sluice.conf" </dev/null >"$dir/sluice.log" 2>&1 &
-	LAST_PID=$!
-	bench_track "$LAST_PID"
-	wait_listen "$port" "$LAST_PID" sluice "$dir/sluice.log" || bench_die "sluice did not start"
-}
-
-# start_target TARGET DIR PORT: a proxy in front of the backend; LAST_PID.
+# start_target TARGET DIR PORT: a proxy in front of the backend, set up for
+# IDLE_CONNS tunnels idle up to TUNNEL_TIMEOUT (see lib.sh); LAST_PID.
 start_target() {
 	case $1 in
-	haproxy) start_haproxy_ws "$2" "$3" "$BACKEND_PORT" ;;
-	nginx) start_nginx_ws "$2" "$3" "$BACKEND_PORT" ;;
-	sluice) start_sluice_ws "$2" "$3" "$BACKEND_PORT" ;;
+	haproxy) start_haproxy "$2" "$3" "$BACKEND_PORT" "$IDLE_CONNS" "$TUNNEL_TIMEOUT" ;;
+	nginx) start_nginx_proxy "$2" "$3" "$BACKEND_PORT" "$IDLE_CONNS" "$TUNNEL_TIMEOUT" ;;
+	sluice) start_sluice "$2" "$3" "$BACKEND_PORT" "$IDLE_CONNS" "$TUNNEL_TIMEOUT" ;;
 	*) bench_die "start_target: unknown target $1" ;;
 	esac
 }
@@ -415,9 +249,7 @@ if [ "$do_echo" = 1 ]; then
 	ERUNS="$BENCH_TMP/echo-runs.tsv"
 	printf 'target\tround\trtps\tp99_ms\tp50_ms\tround_trips\tcpu_us\tbackend_cpu_us\tclient_cpu_pct\tlost_conns\tbad_echoes\tsteal_pct\tother_pct\n' >"$ERUNS"
 	for ((r = 0; r < ROUNDS; r++)); do
-		# Rotate the order every round, as in http.sh.
-		for ((i = 0; i < n; i++)); do
-			t=${active[$(((i + r) % n))]}
+		for t in $(round_order "$r" "${active[@]}"); do
 			res="$BENCH_TMP/echo-$t-$r.json"
 			run_load "$res" $((WARMUP + DURATION + 90)) echo --port "${PORT[$t]}" \
 				--conns "$WS_CONNS" --size "$WS_SIZE" --warmup "$WARMUP" --duration "$DURATION" \
@@ -489,8 +321,7 @@ if [ "$do_idle" = 1 ]; then
 	IRUNS="$BENCH_TMP/idle-runs.tsv"
 	printf 'target\tround\trss_per_tunnel\trss_before_kib\trss_after_kib\topen_s\n' >"$IRUNS"
 	for ((r = 0; r < IDLE_ROUNDS; r++)); do
-		for ((i = 0; i < n; i++)); do
-			t=${active[$(((i + r) % n))]}
+		for t in $(round_order "$r" "${active[@]}"); do
 			res="$BENCH_TMP/idle-$t-$r.json"
 			if [ "$t" = backend ]; then
 				port=$BACKEND_PORT
