@@ -89,6 +89,7 @@ struct http_head {
 	bool keep_alive;		/* version default, then Connection: close / keep-alive */
 	bool expect_continue;		/* Expect: 100-continue */
 	bool upgrade;			/* Connection lists "upgrade" and Upgrade is present */
+	bool upgrade_field;		/* an Upgrade field is present (any version) */
 	const char *host;		/* Host value, or NULL */
 	size_t host_len;
 	const char *error;		/* static text saying what was wrong, on failure */

@@ -370,7 +370,11 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0)) < 0)
 		return -1;
 	PUTS(&b, "HTTP/1.1 ");
-	snprintf(status, sizeof(status), "%03d ", r->status);
+	/* The parser guarantees three digits. */
+	status[0] = (char)('0' + r->status / 100);
+	status[1] = (char)('0' + r->status / 10 % 10);
+	status[2] = (char)('0' + r->status % 10);
+	status[3] = ' ';
 	put(&b, status, 4);
 	put(&b, reason, reason_len);
 	PUTS(&b, "\r\n");

@@ -274,14 +274,29 @@ static int parse_transfer_encoding(struct parse_ctx *c, const char *v, size_t n)
 	return 0;
 }
 
+/* One pass over a Connection value for the three options that matter. */
 static void parse_connection(struct parse_ctx *c, const char *v, size_t n)
 {
-	if (http_list_has(v, n, "close"))
-		c->conn_close = true;
-	if (http_list_has(v, n, "keep-alive"))
-		c->conn_keep_alive = true;
-	if (http_list_has(v, n, "upgrade"))
-		c->conn_upgrade = true;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t s, e;
+
+		while (i < n && (v[i] == ',' || IS(v[i], C_OWS)))
+			i++;
+		s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && IS(v[e - 1], C_OWS))
+			e--;
+		if (IEQ(v + s, e - s, "close"))
+			c->conn_close = true;
+		else if (IEQ(v + s, e - s, "keep-alive"))
+			c->conn_keep_alive = true;
+		else if (IEQ(v + s, e - s, "upgrade"))
+			c->conn_upgrade = true;
+	}
 }
 
 /* Close the header being filled: trim, check the name, note what it means. */
@@ -632,6 +647,7 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 	} else {
 		h->body = HTTP_BODY_NONE;
 	}
+	h->upgrade_field = c.has_upgrade;
 	if (h->version_minor == 1) {
 		h->keep_alive = !c.conn_close;
 		h->upgrade = c.conn_upgrade && c.has_upgrade;
@@ -682,6 +698,7 @@ enum http_status http_parse_response(struct http_head *h, const char *data, size
 	h->keep_alive = h->version_minor == 1 ? !c.conn_close
 			: c.conn_keep_alive && !c.conn_close;
 	h->upgrade = h->version_minor == 1 && c.conn_upgrade && c.has_upgrade;
+	h->upgrade_field = c.has_upgrade;
 
 	if (req_method == HTTP_HEAD || h->status < 200 || h->status == 204 ||
 			h->status == 304 ||

@@ -538,7 +538,8 @@ session_read_head(struct session *s)
 			"bad absolute-form target");
 		return false;
 	}
-	switch (tunnel_check_upgrade(&h, &why)) {
+	/* Only a request with an Upgrade field can ask for a WebSocket. */
+	switch (h.upgrade_field ? tunnel_check_upgrade(&h, &why) : TUNNEL_NOT_WEBSOCKET) {
 	case TUNNEL_UPGRADE_BAD:
 		evbuffer_drain(in, head_len);
 		fail_parse(s, HTTP_BAD, why);

@@ -1376,6 +1376,32 @@ static void test_request_target(void **state)
 	assert_int_equal(http_request_target(&h, &t), HTTP_BAD);
 }
 
+/* upgrade_field says an Upgrade field is there, whatever the version;
+ * upgrade needs HTTP/1.1 and Connection: upgrade too. */
+static void test_upgrade_field(void **state)
+{
+	struct http_head h;
+
+	(void)state;
+	assert_int_equal(req(&h, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), HTTP_OK);
+	assert_false(h.upgrade_field);
+	assert_false(h.upgrade);
+	assert_int_equal(req(&h, "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+		"Connection: keep-alive, Upgrade\r\n\r\n"), HTTP_OK);
+	assert_true(h.upgrade_field);
+	assert_true(h.upgrade);
+	assert_true(h.keep_alive);
+	assert_int_equal(req(&h, "GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\n"
+		"Connection: upgrade\r\n\r\n"), HTTP_OK);
+	assert_true(h.upgrade_field);
+	assert_false(h.upgrade);
+	assert_int_equal(req(&h, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close ,upgrade\r\n"
+		"\r\n"), HTTP_OK);
+	assert_false(h.keep_alive);
+	assert_false(h.upgrade_field);
+	assert_false(h.upgrade);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1450,6 +1476,7 @@ int main(void)
 		cmocka_unit_test(test_chunked_dechunk_drops_trailers),
 		cmocka_unit_test(test_chunked_zero_copy),
 		cmocka_unit_test(test_request_target),
+		cmocka_unit_test(test_upgrade_field),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
