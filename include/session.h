@@ -191,7 +191,5 @@ void session_progress(struct session *s);
 /* Client side read handling, also called by forward.c after an exchange. */
 void session_client_read(struct session *s);
 
-const char *session_term_name(enum session_term t);
-const char *session_phase_name(enum session_phase p);
 
 #endif

@@ -76,7 +76,4 @@ void worker_join_free(struct worker *w);
 /* Queue s for freeing once the current callbacks return. Worker thread. */
 void worker_defer_free(struct worker *w, struct session *s);
 
-/* Called by session.c when a session is gone: may end a stopping worker. */
-void worker_session_gone(struct worker *w);
-
 #endif

@@ -67,18 +67,6 @@ static const char *const phase_names[] = {
 	[PHASE_DONE] = "done",
 };
 
-const char *
-session_term_name(enum session_term t)
-{
-	return term_names[t];
-}
-
-const char *
-session_phase_name(enum session_phase p)
-{
-	return phase_names[p];
-}
-
 static void session_read_cb(struct conn *c, void *arg);
 static void session_drained_cb(struct conn *c, void *arg);
 static void session_event_cb(struct conn *c, enum conn_event ev, void *arg);

@@ -332,9 +332,3 @@ worker_defer_free(struct worker *w, struct session *s)
 	w->nsessions--;
 	event_active(w->reap_ev, EV_TIMEOUT, 0);
 }
-
-void
-worker_session_gone(struct worker *w)
-{
-	event_active(w->reap_ev, EV_TIMEOUT, 0);
-}
