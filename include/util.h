@@ -53,8 +53,5 @@ size_t util_json_escape(char *dst, size_t cap, size_t len, const char *src, size
 /* Microseconds of CLOCK_MONOTONIC: precise timing of an exchange's steps. */
 uint64_t util_now_us(void);
 
-/* Milliseconds between two timevals, as a double. */
-struct timeval;
-double util_tv_ms(const struct timeval *from, const struct timeval *to);
 
 #endif

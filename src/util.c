@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "util.h"
@@ -146,11 +145,4 @@ util_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-double
-util_tv_ms(const struct timeval *from, const struct timeval *to)
-{
-	return (double)(to->tv_sec - from->tv_sec) * 1000.0 +
-		(double)(to->tv_usec - from->tv_usec) / 1000.0;
 }

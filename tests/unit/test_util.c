@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <cmocka.h>
 
@@ -64,15 +63,6 @@ test_json_escape(void **state)
 	assert_int_equal(n, 6);
 }
 
-static void
-test_tv_ms(void **state)
-{
-	struct timeval a = { 10, 500000 }, b = { 12, 250000 };
-
-	(void)state;
-	assert_true(util_tv_ms(&a, &b) > 1749.99 && util_tv_ms(&a, &b) < 1750.01);
-}
-
 int
 main(void)
 {
@@ -80,7 +70,6 @@ main(void)
 		cmocka_unit_test(test_addr_format),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_json_escape),
-		cmocka_unit_test(test_tv_ms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -314,6 +314,28 @@ export async function startBackend(opts = {}) {
 
 /* ---------- raw TCP peers ---------- */
 
+/*
+ * Listen on a free 127.0.0.1 port and fill r with server, port, address and
+ * close() (which destroys the tracked sockets); closed by t's teardown.
+ * Shared by the raw peers here and in ws.mjs.
+ */
+export async function listenTracked(server, sockets, r, t) {
+	await new Promise((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(0, '127.0.0.1', resolve);
+	});
+	r.server = server;
+	r.port = server.address().port;
+	r.address = `127.0.0.1:${r.port}`;
+	r.close = async () => {
+		for (const s of sockets) s.destroy();
+		await new Promise((res) => server.close(() => res()));
+	};
+	if (t) t.after(() => r.close());
+	return r;
+}
+
+
 /**
  * Start a raw TCP server on 127.0.0.1; handler(socket, index) is called for
  * each connection. Returns {port, address, connections, close}.
@@ -328,19 +350,7 @@ export async function startRawServer(handler, { t, name = 'raw' } = {}) {
 		sock.on('error', () => {});
 		Promise.resolve(handler(sock, idx, r)).catch(() => sock.destroy());
 	});
-	await new Promise((resolve, reject) => {
-		server.once('error', reject);
-		server.listen(0, '127.0.0.1', resolve);
-	});
-	r.server = server;
-	r.port = server.address().port;
-	r.address = `127.0.0.1:${r.port}`;
-	r.close = async () => {
-		for (const s of sockets) s.destroy();
-		await new Promise((res) => server.close(() => res()));
-	};
-	if (t) t.after(() => r.close());
-	return r;
+	return listenTracked(server, sockets, r, t);
 }
 
 /**

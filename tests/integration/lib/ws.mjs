@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { dep } from './deps.mjs';
 import { RawConn, parseResponses } from './client.mjs';
-import { readHead } from './backend.mjs';
+import { listenTracked, readHead } from './backend.mjs';
 import { SLOW } from './sluice.mjs';
 
 export const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 };
@@ -204,19 +204,7 @@ export async function startRawWsServer(handler, { t, name = 'rawws', respond } =
 			sock.destroy();
 		}
 	});
-	await new Promise((resolve, reject) => {
-		server.once('error', reject);
-		server.listen(0, '127.0.0.1', resolve);
-	});
-	r.server = server;
-	r.port = server.address().port;
-	r.address = `127.0.0.1:${r.port}`;
-	r.close = async () => {
-		for (const s of sockets) s.destroy();
-		await new Promise((res) => server.close(() => res()));
-	};
-	if (t) t.after(() => r.close());
-	return r;
+	return listenTracked(server, sockets, r, t);
 }
 
 /** A raw client connection that keeps its write side open after a FIN. */
