@@ -41,9 +41,17 @@ enum opt_type {
 	OPT_COOKIE_NAME,	/* char *, an RFC 6265 cookie-name token */
 	OPT_SECRET,		/* unsigned char * bytes, size_t length at aux; min..max bytes;
 				 * never echoed in an error message */
+	OPT_BOOL,		/* bool: on/off, yes/no, true/false */
+	OPT_STRING,		/* char *, non-empty, no control characters */
+	OPT_FILE,		/* char * path, non-empty; opened by whoever uses it */
+	OPT_SECONDS,		/* unsigned seconds, bounded: s, m, h, d; no ms */
+	OPT_TLS_VERSION,	/* unsigned CONFIG_TLS_1_2 or CONFIG_TLS_1_3 */
+	OPT_REDIRECT,		/* unsigned: off = 0, on = 443, or a port */
+	OPT_SERVER_NAME,	/* char * DNS name, lower case; not an IP address */
 };
 
 #define OPT_REQUIRED	0x1	/* no default: the file must set it */
+#define OPT_PRESENT	0x2	/* untitled section: bool at aux is set when the file has it */
 
 struct cfg_t;			/* libconfuse's, opaque here */
 struct load;			/* one config_load() in progress, private to config.c */
@@ -220,5 +228,10 @@ void config_scan_free(struct config_scan *sc);
 
 /* limits' check hook: max_uri against max_header_size. Returns 0 or -1. */
 int config_check_limits(struct load *ld, struct cfg_t *sec, int line);
+
+/* Check hooks of the TLS directives (a listener, its tls section, a pool). */
+int config_check_listener(struct load *ld, struct cfg_t *sec, int line);
+int config_check_tls(struct load *ld, struct cfg_t *sec, int line);
+int config_check_pool(struct load *ld, struct cfg_t *sec, int line);
 
 #endif

@@ -32,12 +32,50 @@ struct config_limits {
 	uint64_t ws_max_message;	/* WebSocket message, all fragments; over it: close 1009 */
 };
 
+/* TLS protocol versions as on the wire, the values OpenSSL uses too. */
+#define CONFIG_TLS_1_2	0x0303u
+#define CONFIG_TLS_1_3	0x0304u
+
+/* One `certificate "NAME" { }` of a listener's tls section. */
+struct config_tls_cert {
+	char *name;
+	char *chain;			/* PEM: the certificate, then its intermediates */
+	char *key;			/* PEM private key; NULL: it is in the chain file */
+};
+
+/* A listener's tls { } directives as written; tls.c builds contexts from them. */
+struct config_listener_tls {
+	struct config_tls_cert *certs;	/* certs[0] is the default certificate */
+	size_t ncerts;
+	unsigned min_version;		/* CONFIG_TLS_1_2 or CONFIG_TLS_1_3 */
+	unsigned max_version;
+	char *ciphers;			/* TLS 1.2 cipher list (OpenSSL syntax) */
+	char *ciphersuites;		/* TLS 1.3 cipher suites */
+	unsigned session_cache;		/* entries of the server session cache; 0: off */
+	unsigned session_timeout_s;	/* session lifetime, cache and tickets */
+	bool tickets;
+	unsigned ticket_rotate_s;	/* in-memory ticket keys: a new one this often */
+	char *ticket_key_file;		/* NULL: in-memory keys */
+	unsigned hsts_s;		/* Strict-Transport-Security max-age; 0: no header */
+};
+
+struct tls_server;			/* tls.h: a listener's TLS contexts */
+struct tls_client;			/* tls.h: a pool's client context */
+
 struct config_listener {
 	char *name;
 	char *address;			/* as written: "0.0.0.0:8080", "[::1]:8080" */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int backlog;
+	/* Plain listener answering every request with a 301 to https://: 0 is
+	 * off, otherwise the port of the https URL (443: the URL has none). */
+	unsigned redirect_https;
+	bool tls_enabled;		/* the file has a tls { } section here */
+	struct config_listener_tls tls_conf;
+	/* The listener's TLS contexts, built by config_load() from tls_conf,
+	 * owned and freed by the generation; NULL for a plain listener. */
+	struct tls_server *tls;
 };
 
 struct config_server {
@@ -50,6 +88,7 @@ struct config_server {
 	unsigned gindex;		/* position among all servers of the generation */
 	struct config_pool *pool;	/* back pointer */
 	char sticky_token[23];		/* cookie value naming it (pool_attach; sticky.h) */
+	char *tls_server_name;		/* overrides the pool's; NULL: the pool's */
 };
 
 struct config_pool {
@@ -60,6 +99,16 @@ struct config_pool {
 	unsigned keepalive_max;		/* idle upstream connections per server and worker */
 	unsigned index;			/* position among the generation's pools */
 	struct pool *rt;		/* runtime state (balancer), set by pool_attach() */
+	/* TLS to the servers (tls = on). */
+	bool tls_on;
+	bool tls_verify;		/* check the server's certificate and name */
+	char *tls_ca;			/* PEM CA file or directory; NULL: the system store */
+	char *tls_server_name;		/* SNI and name to verify; NULL: verify the IP */
+	char *tls_cert;			/* client certificate chain (mutual TLS) or NULL */
+	char *tls_key;			/* its key; NULL: in tls_cert */
+	/* The pool's client context, built by config_load() when tls_on, owned
+	 * and freed by the generation; NULL otherwise. */
+	struct tls_client *tls;
 };
 
 /* Route stickiness, a bit set: cookie is tried first, then the sid. */

@@ -17,6 +17,7 @@
 #include <confuse.h>
 
 #include "config-int.h"
+#include "tls.h"
 
 #define MAX_FILE_SIZE	(16u << 20)
 #define STICKY_KEY_RANDOM_LEN	32
@@ -347,6 +348,96 @@ config_check_limits(struct load *ld, cfg_t *sec, int line)
 	return -1;
 }
 
+/* The value of option name of sec (table sd) as a number; -1 if invalid. */
+static int
+opt_number(cfg_t *sec, const struct section_def *sd, const char *name, unsigned long long *n)
+{
+	const struct opt_def *d = config_table_opt(sd, name);
+	struct opt_value v;
+	char why[160];
+
+	if (d == NULL || opt_text(sec, d) == NULL ||
+	    config_value_convert(d, opt_text(sec, d), &v, why, sizeof(why)) < 0)
+		return -1;
+	free(v.s);
+	*n = v.n;
+	return 0;
+}
+
+int
+config_check_tls(struct load *ld, cfg_t *sec, int line)
+{
+	const struct section_def *sd = config_table_section("tls");
+	unsigned long long lo, hi, tickets;
+	int at;
+
+	(void)line;
+	if (opt_number(sec, sd, "min_version", &lo) == 0 &&
+	    opt_number(sec, sd, "max_version", &hi) == 0 && lo > hi) {
+		at = opt_line(ld, sec, "max_version");
+		load_error(ld, at ? at : where(ld, sec, "min_version"), sec,
+			"min_version (TLS1.%llu) is above max_version (TLS1.%llu)",
+			(lo & 0xff) - 1, (hi & 0xff) - 1);
+		return -1;
+	}
+	if (cfg_getstr(sec, "ticket_key_file") != NULL &&
+	    opt_number(sec, sd, "tickets", &tickets) == 0 && !tickets) {
+		load_error(ld, where(ld, sec, "ticket_key_file"), sec,
+			"ticket_key_file is set but tickets = off");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_check_listener(struct load *ld, cfg_t *sec, int line)
+{
+	const struct section_def *sd = config_table_section("listener");
+	unsigned long long port;
+
+	(void)line;
+	if (sec_line(ld, cfg_getsec(sec, "tls")) != 0 &&
+	    opt_number(sec, sd, "redirect_https", &port) == 0 && port != 0) {
+		load_error(ld, where(ld, sec, "redirect_https"), sec,
+			"redirect_https is for a plain listener, not one with tls");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_check_pool(struct load *ld, cfg_t *sec, int line)
+{
+	static const char *const tls_only[] = {
+		"tls_verify", "tls_ca", "tls_server_name", "tls_cert", "tls_key",
+	};
+	const struct section_def *sd = config_table_section("pool");
+	unsigned long long on = 0;
+	int at;
+
+	(void)line;
+	if (opt_number(sec, sd, "tls", &on) < 0)
+		return 0;	/* on_option has reported it */
+	for (size_t i = 0; i < ARRAY_LEN(tls_only) && !on; i++)
+		if ((at = opt_line(ld, sec, tls_only[i])) != 0) {
+			load_error(ld, at, sec, "%s is set but tls = off", tls_only[i]);
+			return -1;
+		}
+	for (unsigned j = 0; j < cfg_size(sec, "server") && !on; j++) {
+		cfg_t *srv = cfg_getnsec(sec, "server", j);
+
+		if ((at = opt_line(ld, srv, "tls_server_name")) != 0) {
+			load_error(ld, at, srv, "tls_server_name is set but the pool has tls = off");
+			return -1;
+		}
+	}
+	if (cfg_getstr(sec, "tls_key") != NULL && cfg_getstr(sec, "tls_cert") == NULL) {
+		load_error(ld, where(ld, sec, "tls_key"), sec, "tls_key is set without tls_cert");
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ build */
 
 static int build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *obj);
@@ -358,8 +449,15 @@ build_subsections(struct load *ld, cfg_t *sec, const struct opt_def *d, char *ba
 	size_t n;
 	char *arr;
 
-	if (!(sub->flags & SEC_TITLED))
-		return build_section(ld, cfg_getsec(sec, d->name), sub, base + d->off);
+	if (!(sub->flags & SEC_TITLED)) {
+		cfg_t *child = cfg_getsec(sec, d->name);
+
+		/* libconfuse gives a section the file lacks its defaults; only
+		 * ours records what was parsed. */
+		if (d->flags & OPT_PRESENT)
+			*(bool *)(base + d->aux) = sec_line(ld, child) != 0;
+		return build_section(ld, child, sub, base + d->off);
+	}
 	n = cfg_size(sec, d->name);
 	arr = n ? xcalloc(n, sub->size) : NULL;
 	*(void **)(base + d->off) = arr;
@@ -567,23 +665,89 @@ fill_sticky_key(struct load *ld, struct config *cfg)
 	return 0;
 }
 
+/*
+ * Build the TLS contexts the generation owns: `sluice -t` thereby checks
+ * every certificate, key and ticket key file. An error points at the line
+ * of the directive it is about.
+ */
+static int
+link_tls(struct load *ld, struct config *cfg)
+{
+	struct tls_error terr;
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+		cfg_t *sec;
+
+		if (!l->tls_enabled)
+			continue;
+		memset(&terr, 0, sizeof(terr));
+		if ((l->tls = tls_server_new(l, &terr)) != NULL)
+			continue;
+		sec = cfg_getsec(cfg_getnsec(ld->root, "listener", (unsigned)i), "tls");
+		if (terr.cert >= 0 && (unsigned)terr.cert < cfg_size(sec, "certificate"))
+			sec = cfg_getnsec(sec, "certificate", (unsigned)terr.cert);
+		load_error(ld, where(ld, sec, terr.directive ? terr.directive : ""), sec,
+			"%s", terr.msg);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->npools; i++) {
+		struct config_pool *p = &cfg->pools[i];
+		cfg_t *sec;
+
+		if (!p->tls_on)
+			continue;
+		memset(&terr, 0, sizeof(terr));
+		if ((p->tls = tls_client_new(p, &terr)) != NULL)
+			continue;
+		sec = cfg_getnsec(ld->root, "pool", (unsigned)i);
+		load_error(ld, where(ld, sec, terr.directive ? terr.directive : ""), sec,
+			"%s", terr.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+free_listener(struct config_listener *l)
+{
+	struct config_listener_tls *t = &l->tls_conf;
+
+	tls_server_free(l->tls);
+	for (size_t i = 0; i < t->ncerts; i++) {
+		free(t->certs[i].name);
+		free(t->certs[i].chain);
+		free(t->certs[i].key);
+	}
+	free(t->certs);
+	free(t->ciphers);
+	free(t->ciphersuites);
+	free(t->ticket_key_file);
+	free(l->name);
+	free(l->address);
+}
+
 static void
 config_destroy(struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		free(cfg->listeners[i].name);
-		free(cfg->listeners[i].address);
-	}
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		free_listener(&cfg->listeners[i]);
 	free(cfg->listeners);
 	for (size_t i = 0; i < cfg->npools; i++) {
 		struct config_pool *p = &cfg->pools[i];
 
+		tls_client_free(p->tls);
 		for (size_t j = 0; j < p->nservers; j++) {
 			free(p->servers[j].name);
 			free(p->servers[j].address);
+			free(p->servers[j].tls_server_name);
 		}
 		free(p->servers);
 		free(p->name);
+		free(p->tls_ca);
+		free(p->tls_server_name);
+		free(p->tls_cert);
+		free(p->tls_key);
 	}
 	free(cfg->pools);
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -618,6 +782,10 @@ build(struct load *ld)
 		return NULL;
 	}
 	link_pools(cfg);
+	if (link_tls(ld, cfg) < 0) {
+		config_destroy(cfg);
+		return NULL;
+	}
 	if (cfg->limits.max_uri >= cfg->limits.max_header_size)
 		cfg->limits.max_uri = cfg->limits.max_header_size - 1;
 	return cfg;

@@ -31,6 +31,13 @@ static const char *const type_names[] = {
 	[OPT_STICKY] = "sticky mode",
 	[OPT_COOKIE_NAME] = "cookie name",
 	[OPT_SECRET] = "secret",
+	[OPT_BOOL] = "boolean",
+	[OPT_STRING] = "string",
+	[OPT_FILE] = "file",
+	[OPT_SECONDS] = "duration",
+	[OPT_TLS_VERSION] = "TLS version",
+	[OPT_REDIRECT] = "redirect",
+	[OPT_SERVER_NAME] = "server name",
 };
 
 static unsigned long long default_workers(void);
@@ -82,6 +89,67 @@ const struct section_def config_table_limits = {
 	.opts = limits_opts, .nopts = ARRAY_LEN(limits_opts), .check = config_check_limits,
 };
 
+static const struct opt_def certificate_opts[] = {
+	{ .name = "chain", .type = OPT_FILE, .flags = OPT_REQUIRED,
+	  .off = offsetof(struct config_tls_cert, chain),
+	  .help = "PEM file: the certificate first, then its intermediate CAs" },
+	{ .name = "key", .type = OPT_FILE,
+	  .off = offsetof(struct config_tls_cert, key),
+	  .help = "PEM file of the private key (RSA or ECDSA); default: the chain file" },
+};
+
+static const struct section_def certificate_section = {
+	.name = "certificate", .path = "listener.tls.certificate", .flags = SEC_TITLED,
+	.size = sizeof(struct config_tls_cert),
+	.name_off = offsetof(struct config_tls_cert, name),
+	.opts = certificate_opts, .nopts = ARRAY_LEN(certificate_opts),
+};
+
+#define TLS_FIELD(f) offsetof(struct config_listener_tls, f)
+
+static const struct opt_def tls_opts[] = {
+	{ .name = "certificate", .type = OPT_SECTION, .min = 1, .sub = &certificate_section,
+	  .off = TLS_FIELD(certs), .aux = TLS_FIELD(ncerts),
+	  .help = "a certificate and its key; the first is the default, the others are chosen by SNI" },
+	{ .name = "min_version", .type = OPT_TLS_VERSION, .def = "TLS1.2",
+	  .off = TLS_FIELD(min_version),
+	  .help = "oldest protocol accepted: TLS1.2 or TLS1.3" },
+	{ .name = "max_version", .type = OPT_TLS_VERSION, .def = "TLS1.3",
+	  .off = TLS_FIELD(max_version),
+	  .help = "newest protocol accepted: TLS1.2 or TLS1.3" },
+	/* ECDHE for forward secrecy, AEAD only: no CBC, no static RSA. */
+	{ .name = "ciphers", .type = OPT_STRING, .def = "ECDHE+AESGCM:ECDHE+CHACHA20",
+	  .off = TLS_FIELD(ciphers),
+	  .help = "TLS 1.2 ciphers, in OpenSSL's cipher list syntax" },
+	{ .name = "ciphersuites", .type = OPT_STRING,
+	  .def = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+	  .off = TLS_FIELD(ciphersuites),
+	  .help = "TLS 1.3 cipher suites, separated by \":\"" },
+	{ .name = "session_cache", .type = OPT_UINT, .def = "20000", .min = 0, .max = 10000000,
+	  .off = TLS_FIELD(session_cache),
+	  .help = "sessions kept for resumption by session id, shared by the workers; 0 = off" },
+	{ .name = "session_timeout", .type = OPT_SECONDS, .def = "5m", .min = 1, .max = 7 * 86400,
+	  .off = TLS_FIELD(session_timeout_s),
+	  .help = "how long a client may resume a session, by id or by ticket" },
+	{ .name = "tickets", .type = OPT_BOOL, .def = "on",
+	  .off = TLS_FIELD(tickets),
+	  .help = "resume sessions from tickets the client keeps (RFC 5077, TLS 1.3 tickets)" },
+	{ .name = "ticket_rotate", .type = OPT_SECONDS, .def = "1h", .min = 60, .max = 7 * 86400,
+	  .off = TLS_FIELD(ticket_rotate_s),
+	  .help = "a new ticket key this often; a key still decrypts for two more intervals" },
+	{ .name = "ticket_key_file", .type = OPT_FILE,
+	  .off = TLS_FIELD(ticket_key_file),
+	  .help = "ticket keys shared by replicas, one base64 key a line, the first encrypts; no rotation by time" },
+	{ .name = "hsts", .type = OPT_SECONDS, .def = "0s", .min = 0, .max = 2 * 365 * 86400,
+	  .off = TLS_FIELD(hsts_s),
+	  .help = "Strict-Transport-Security max-age sent on every response; 0s = no header" },
+};
+
+static const struct section_def tls_section = {
+	.name = "tls", .path = "listener.tls",
+	.opts = tls_opts, .nopts = ARRAY_LEN(tls_opts), .check = config_check_tls,
+};
+
 static const struct opt_def listener_opts[] = {
 	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
 	  .off = offsetof(struct config_listener, address),
@@ -91,6 +159,13 @@ static const struct opt_def listener_opts[] = {
 	{ .name = "backlog", .type = OPT_INT, .def = "511", .min = 1, .max = 65535,
 	  .off = offsetof(struct config_listener, backlog),
 	  .help = "queue of connections not yet accepted (listen() backlog)" },
+	{ .name = "redirect_https", .type = OPT_REDIRECT, .def = "off",
+	  .off = offsetof(struct config_listener, redirect_https),
+	  .help = "plain listener that answers 301 to https://: off, on (port 443) or the https port" },
+	{ .name = "tls", .type = OPT_SECTION, .flags = OPT_PRESENT, .sub = &tls_section,
+	  .off = offsetof(struct config_listener, tls_conf),
+	  .aux = offsetof(struct config_listener, tls_enabled),
+	  .help = "makes the listener speak TLS (HTTPS); without it, plain HTTP" },
 };
 
 static const struct section_def listener_section = {
@@ -98,6 +173,7 @@ static const struct section_def listener_section = {
 	.size = sizeof(struct config_listener),
 	.name_off = offsetof(struct config_listener, name),
 	.opts = listener_opts, .nopts = ARRAY_LEN(listener_opts),
+	.check = config_check_listener,
 };
 
 static const struct opt_def server_opts[] = {
@@ -109,6 +185,9 @@ static const struct opt_def server_opts[] = {
 	{ .name = "weight", .type = OPT_UINT, .def = "1", .min = 1, .max = 1000,
 	  .off = offsetof(struct config_server, weight),
 	  .help = "share of the pool's requests, relative to the other servers" },
+	{ .name = "tls_server_name", .type = OPT_SERVER_NAME,
+	  .off = offsetof(struct config_server, tls_server_name),
+	  .help = "this server's TLS name, in place of the pool's tls_server_name" },
 };
 
 static const struct section_def server_section = {
@@ -125,6 +204,24 @@ static const struct opt_def pool_opts[] = {
 	{ .name = "keepalive", .type = OPT_UINT, .def = "32", .min = 0, .max = 10000,
 	  .off = offsetof(struct config_pool, keepalive_max),
 	  .help = "idle upstream connections kept per server and worker; 0 = none" },
+	{ .name = "tls", .type = OPT_BOOL, .def = "off",
+	  .off = offsetof(struct config_pool, tls_on),
+	  .help = "connect to the servers with TLS" },
+	{ .name = "tls_verify", .type = OPT_BOOL, .def = "on",
+	  .off = offsetof(struct config_pool, tls_verify),
+	  .help = "check the servers' certificates against tls_ca and their name or IP address" },
+	{ .name = "tls_ca", .type = OPT_FILE,
+	  .off = offsetof(struct config_pool, tls_ca),
+	  .help = "PEM file (or directory) of the CAs to trust; default: the system's store" },
+	{ .name = "tls_server_name", .type = OPT_SERVER_NAME,
+	  .off = offsetof(struct config_pool, tls_server_name),
+	  .help = "name sent as SNI and verified; default: none, the server's IP address is verified" },
+	{ .name = "tls_cert", .type = OPT_FILE,
+	  .off = offsetof(struct config_pool, tls_cert),
+	  .help = "client certificate chain (PEM) for servers that require one" },
+	{ .name = "tls_key", .type = OPT_FILE,
+	  .off = offsetof(struct config_pool, tls_key),
+	  .help = "the client certificate's private key (PEM); default: the tls_cert file" },
 	{ .name = "server", .type = OPT_SECTION, .min = 1, .sub = &server_section,
 	  .off = offsetof(struct config_pool, servers),
 	  .aux = offsetof(struct config_pool, nservers),
@@ -135,7 +232,7 @@ static const struct section_def pool_section = {
 	.name = "pool", .path = "pool", .flags = SEC_TITLED,
 	.size = sizeof(struct config_pool),
 	.name_off = offsetof(struct config_pool, name),
-	.opts = pool_opts, .nopts = ARRAY_LEN(pool_opts),
+	.opts = pool_opts, .nopts = ARRAY_LEN(pool_opts), .check = config_check_pool,
 };
 
 static const struct opt_def route_opts[] = {
@@ -207,8 +304,8 @@ const struct section_def config_table_root = {
 };
 
 static const struct section_def *const all_sections[] = {
-	&config_table_root, &listener_section, &pool_section, &server_section,
-	&route_section, &timeouts_section, &config_table_limits,
+	&config_table_root, &listener_section, &tls_section, &certificate_section,
+	&pool_section, &server_section, &route_section, &timeouts_section, &config_table_limits,
 };
 
 static unsigned long long

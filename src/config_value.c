@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config-int.h"
 
@@ -61,11 +62,27 @@ config_value_format_size(unsigned long long n, char *buf, size_t len)
 		snprintf(buf, len, "%llu", n);
 }
 
+/* "7d", "1h", "5m" or "30s": the largest unit that is exact. */
+static void
+format_seconds(unsigned long long s, char *buf, size_t len)
+{
+	if (s != 0 && s % 86400 == 0)
+		snprintf(buf, len, "%llud", s / 86400);
+	else if (s != 0 && s % 3600 == 0)
+		snprintf(buf, len, "%lluh", s / 3600);
+	else if (s != 0 && s % 60 == 0)
+		snprintf(buf, len, "%llum", s / 60);
+	else
+		snprintf(buf, len, "%llus", s);
+}
+
 static void
 format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
 {
 	if (type == OPT_DURATION)
 		format_duration(n, buf, len);
+	else if (type == OPT_SECONDS)
+		format_seconds(n, buf, len);
 	else if (type == OPT_SIZE || type == OPT_SIZE64)
 		config_value_format_size(n, buf, len);
 	else
@@ -76,7 +93,7 @@ bool
 config_value_has_bounds(const struct opt_def *d)
 {
 	return d->type == OPT_UINT || d->type == OPT_INT || d->type == OPT_DURATION ||
-		d->type == OPT_SIZE || d->type == OPT_SIZE64;
+		d->type == OPT_SIZE || d->type == OPT_SIZE64 || d->type == OPT_SECONDS;
 }
 
 void
@@ -239,6 +256,80 @@ parse_sticky(const char *s, unsigned *bits)
 		return -1;
 	*bits = b;
 	return 0;
+}
+
+/*
+ * A duration in whole seconds: digits and s, m, h or d (a bare number is
+ * seconds). Used where the consumer counts in seconds (TLS sessions, HSTS),
+ * which also lets it go past the 49 days that milliseconds fit in 32 bits.
+ */
+static int
+parse_seconds(const char *s, unsigned long long *out)
+{
+	unsigned long long n, mult;
+
+	if (parse_digits(&s, &n) < 0)
+		return -1;
+	if (*s == '\0' || strcmp(s, "s") == 0)
+		mult = 1;
+	else if (strcmp(s, "m") == 0)
+		mult = 60;
+	else if (strcmp(s, "h") == 0)
+		mult = 3600;
+	else if (strcmp(s, "d") == 0)
+		mult = 86400;
+	else
+		return -1;
+	if (n > UINT_MAX / mult)
+		return -1;
+	*out = n * mult;
+	return 0;
+}
+
+static int
+parse_bool(const char *s, bool *b)
+{
+	static const char *const yes[] = { "on", "yes", "true" };
+	static const char *const no[] = { "off", "no", "false" };
+
+	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*b = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*b = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "TLS1.2" or OpenSSL's "TLSv1.2", either case. */
+static int
+parse_tls_version(const char *s, unsigned *v)
+{
+	if (strncasecmp(s, "TLS", 3) != 0)
+		return -1;
+	s += 3;
+	if (*s == 'v' || *s == 'V')
+		s++;
+	if (strcmp(s, "1.2") == 0)
+		*v = CONFIG_TLS_1_2;
+	else if (strcmp(s, "1.3") == 0)
+		*v = CONFIG_TLS_1_3;
+	else
+		return -1;
+	return 0;
+}
+
+static bool
+printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			return false;
+	return true;
 }
 
 /* RFC 6265 cookie-name: an RFC 2616 token (no controls, spaces or separators). */
@@ -490,6 +581,71 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 		}
 		v->s = xstrdup(text);
 		return 0;
+	case OPT_BOOL: {
+		bool b;
+
+		if (parse_bool(text, &b) < 0) {
+			snprintf(why, whylen, "expected on or off");
+			return -1;
+		}
+		v->n = b;
+		return 0;
+	}
+	case OPT_STRING:
+	case OPT_FILE:
+		if (text[0] == '\0' || !printable(text)) {
+			snprintf(why, whylen, "%s", d->type == OPT_FILE ?
+				"expected a file path" : "expected a non-empty string");
+			return -1;
+		}
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_SECONDS:
+		if (parse_seconds(text, &v->n) < 0) {
+			snprintf(why, whylen, "expected a duration such as 30s, 5m, 1h or 7d");
+			return -1;
+		}
+		break;
+	case OPT_TLS_VERSION: {
+		unsigned ver;
+
+		if (parse_tls_version(text, &ver) < 0) {
+			snprintf(why, whylen, "expected TLS1.2 or TLS1.3");
+			return -1;
+		}
+		v->n = ver;
+		return 0;
+	}
+	case OPT_REDIRECT: {
+		const char *p = text;
+
+		if (strcmp(text, "off") == 0) {
+			v->n = 0;
+		} else if (strcmp(text, "on") == 0) {
+			v->n = 443;
+		} else if (parse_digits(&p, &v->n) < 0 || *p != '\0' || v->n < 1 || v->n > 65535) {
+			snprintf(why, whylen, "expected on, off or the https port");
+			return -1;
+		}
+		return 0;
+	}
+	case OPT_SERVER_NAME: {
+		struct in_addr a4;
+		struct in6_addr a6;
+
+		if (inet_pton(AF_INET, text, &a4) == 1 || inet_pton(AF_INET6, text, &a6) == 1) {
+			snprintf(why, whylen, "an IP address is not a server name; "
+				"without one, the server's IP address is verified");
+			return -1;
+		}
+		if (!hostname_ok(text)) {
+			snprintf(why, whylen, "expected a host name");
+			return -1;
+		}
+		v->s = xstrdup(text);
+		lower_ascii(v->s);
+		return 0;
+	}
 	case OPT_SECTION:
 		break;
 	}
@@ -510,7 +666,13 @@ config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
 	switch (d->type) {
 	case OPT_UINT:
 	case OPT_DURATION:
+	case OPT_SECONDS:
+	case OPT_TLS_VERSION:
+	case OPT_REDIRECT:
 		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_BOOL:
+		*(bool *)(base + d->off) = v->n != 0;
 		break;
 	case OPT_INT:
 		*(int *)(base + d->off) = (int)v->n;
@@ -548,6 +710,9 @@ config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
 	case OPT_LOG_TARGET:
 	case OPT_REF:
 	case OPT_COOKIE_NAME:
+	case OPT_STRING:
+	case OPT_FILE:
+	case OPT_SERVER_NAME:
 		*(char **)(base + d->off) = v->s;
 		break;
 	case OPT_SECTION:

@@ -2,8 +2,9 @@
  * Config tests: files written to a temporary directory and loaded (every
  * field, defaults, each validation error with its exact FILE:LINE text), the
  * duration, size and address parsers, route matching, sticky options and
- * the sticky key, reference counting, and that conf/sluice.conf and
- * docs/configuration.md agree with the tables.
+ * the sticky key, the TLS directives (with certificates made at run time),
+ * reference counting, and that conf/sluice.conf and docs/configuration.md
+ * agree with the tables.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -20,21 +21,50 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "tls.h"
+#include "tls_fixture.h"
 
 static char dir[64];
+static char tls_dir[64];		/* certificates for the TLS tests */
 
 static int
 group_setup(void **state)
 {
+	static const char *const names[] = { "www.example.com", NULL };
+	EVP_PKEY *rsa, *ec;
+	X509 *x;
+
 	(void)state;
 	snprintf(dir, sizeof(dir), "/tmp/sluice-test-config-XXXXXX");
-	return mkdtemp(dir) == NULL ? -1 : 0;
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	fx_dir_make(tls_dir, "test-config-tls");
+	rsa = fx_key_rsa();
+	ec = fx_key_ec();
+	x = fx_cert(rsa, &(struct fx_cert_spec){ .cn = "www", .dns = names, .to_days = 30 });
+	fx_write_certs(fx_path(tls_dir, "rsa.pem"), x, NULL, NULL);
+	fx_write_key(fx_path(tls_dir, "rsa.key"), rsa);
+	X509_free(x);
+	x = fx_cert(ec, &(struct fx_cert_spec){ .cn = "www", .dns = names, .to_days = 30 });
+	fx_write_certs(fx_path(tls_dir, "ec.pem"), x, NULL, ec);
+	fx_write_key(fx_path(tls_dir, "ec.key"), ec);
+	fx_write_certs(fx_path(tls_dir, "ca.pem"), x, NULL, NULL);
+	X509_free(x);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+	/* 80 bytes of base64: a ticket key. */
+	fx_write_text(fx_path(tls_dir, "tickets.key"), "# keys\n"
+		"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFi"
+		"Y2RlZjAxMjM0NTY3ODlhYmNkZWY=\n");
+	fx_write_text(fx_path(tls_dir, "bad-tickets.key"), "\n\nnot base64\n");
+	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
 	(void)state;
+	fx_dir_remove(tls_dir);
 	return rmdir(dir);
 }
 
@@ -857,6 +887,260 @@ test_route_match(void **state)
 
 /* -------------------------------------------------------------- refcount */
 
+/* ------------------------------------------------------------------- TLS */
+
+/* text with every "@" replaced by the TLS fixture directory. */
+static char *
+with_dir(const char *text)
+{
+	size_t n = strlen(text) + 1;
+	char *out;
+
+	for (const char *p = text; *p; p++)
+		n += *p == '@' ? strlen(tls_dir) : 0;
+	out = malloc(n);
+	assert_non_null(out);
+	out[0] = '\0';
+	for (const char *p = text; *p; p++) {
+		if (*p == '@')
+			strcat(out, tls_dir);
+		else
+			strncat(out, p, 1);
+	}
+	return out;
+}
+
+static struct config *
+load_tls_ok(const char *text)
+{
+	char *t = with_dir(text);
+	struct config *cfg = load_ok(t);
+
+	free(t);
+	return cfg;
+}
+
+static void
+expect_tls_error(const char *text, const char *want)
+{
+	char *t = with_dir(text), *w = with_dir(want);
+
+	expect_error(t, w);
+	free(t);
+	free(w);
+}
+
+static void
+test_tls_load(void **state)
+{
+	const struct config_listener *l;
+	const struct config_listener_tls *t;
+	const struct config_pool *p;
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_tls_ok(
+		"listener \"https\" {\n"
+		"  address = \"127.0.0.1:8443\"\n"
+		"  tls {\n"
+		"    certificate \"rsa\" { chain = \"@/rsa.pem\" key = \"@/rsa.key\" }\n"
+		"    certificate \"ec\" { chain = \"@/ec.pem\" }\n"
+		"    min_version = TLSv1.3\n"
+		"    max_version = tls1.3\n"
+		"    ciphers = \"ECDHE+AESGCM\"\n"
+		"    ciphersuites = \"TLS_AES_128_GCM_SHA256\"\n"
+		"    session_cache = 0\n"
+		"    session_timeout = 1d\n"
+		"    tickets = yes\n"
+		"    ticket_rotate = 90m\n"
+		"    ticket_key_file = \"@/tickets.key\"\n"
+		"    hsts = 365d\n"
+		"  }\n"
+		"}\n"
+		"listener \"http\" { address = \"127.0.0.1:8080\" redirect_https = 8443 }\n"
+		"listener \"http2\" { address = \"127.0.0.1:8081\" redirect_https = on }\n"
+		"pool \"p\" {\n"
+		"  tls = on\n"
+		"  tls_verify = off\n"
+		"  tls_ca = \"@/ca.pem\"\n"
+		"  tls_server_name = \"API.Internal\"\n"
+		"  tls_cert = \"@/ec.pem\"\n"
+		"  tls_key = \"@/ec.key\"\n"
+		"  server \"a\" { address = \"127.0.0.1:3001\" tls_server_name = \"A.api.internal\" }\n"
+		"  server \"b\" { address = \"127.0.0.1:3002\" }\n"
+		"}\n"
+		"pool \"plain\" { server \"a\" { address = \"127.0.0.1:3003\" } }\n");
+	l = &cfg->listeners[0];
+	t = &l->tls_conf;
+	assert_true(l->tls_enabled);
+	assert_non_null(l->tls);
+	assert_int_equal(tls_server_hsts(l->tls), 365 * 86400);
+	assert_int_equal(l->redirect_https, 0);
+	assert_int_equal(t->ncerts, 2);
+	assert_string_equal(t->certs[0].name, "rsa");
+	assert_non_null(strstr(t->certs[0].chain, "/rsa.pem"));
+	assert_non_null(strstr(t->certs[0].key, "/rsa.key"));
+	assert_string_equal(t->certs[1].name, "ec");
+	assert_null(t->certs[1].key);
+	assert_int_equal(t->min_version, CONFIG_TLS_1_3);
+	assert_int_equal(t->max_version, CONFIG_TLS_1_3);
+	assert_string_equal(t->ciphers, "ECDHE+AESGCM");
+	assert_string_equal(t->ciphersuites, "TLS_AES_128_GCM_SHA256");
+	assert_int_equal(t->session_cache, 0);
+	assert_int_equal(t->session_timeout_s, 86400);
+	assert_true(t->tickets);
+	assert_int_equal(t->ticket_rotate_s, 5400);
+	assert_non_null(strstr(t->ticket_key_file, "/tickets.key"));
+	assert_int_equal(t->hsts_s, 365 * 86400);
+	assert_false(cfg->listeners[1].tls_enabled);
+	assert_null(cfg->listeners[1].tls);
+	assert_int_equal(cfg->listeners[1].redirect_https, 8443);
+	assert_int_equal(cfg->listeners[2].redirect_https, 443);
+
+	p = &cfg->pools[0];
+	assert_true(p->tls_on);
+	assert_false(p->tls_verify);
+	assert_non_null(p->tls);
+	assert_non_null(strstr(p->tls_ca, "/ca.pem"));
+	assert_string_equal(p->tls_server_name, "api.internal");
+	assert_string_equal(p->servers[0].tls_server_name, "a.api.internal");
+	assert_null(p->servers[1].tls_server_name);
+	assert_non_null(strstr(p->tls_cert, "/ec.pem"));
+	assert_non_null(strstr(p->tls_key, "/ec.key"));
+	assert_false(cfg->pools[1].tls_on);
+	assert_null(cfg->pools[1].tls);
+	config_unref(cfg);
+
+	/* Defaults. */
+	cfg = load_tls_ok("listener \"s\" { address = \"127.0.0.1:8443\"\n"
+		"  tls { certificate \"c\" { chain = \"@/rsa.pem\" key = \"@/rsa.key\" } } }\n"
+		"pool \"p\" { tls = on server \"a\" { address = \"127.0.0.1:3001\" } }\n");
+	l = &cfg->listeners[0];
+	t = &l->tls_conf;
+	assert_true(l->tls_enabled);
+	assert_int_equal(l->redirect_https, 0);
+	assert_int_equal(t->min_version, CONFIG_TLS_1_2);
+	assert_int_equal(t->max_version, CONFIG_TLS_1_3);
+	assert_string_equal(t->ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	assert_string_equal(t->ciphersuites,
+		"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+	assert_int_equal(t->session_cache, 20000);
+	assert_int_equal(t->session_timeout_s, 300);
+	assert_true(t->tickets);
+	assert_int_equal(t->ticket_rotate_s, 3600);
+	assert_null(t->ticket_key_file);
+	assert_int_equal(t->hsts_s, 0);
+	p = &cfg->pools[0];
+	assert_true(p->tls_on);
+	assert_true(p->tls_verify);
+	assert_null(p->tls_ca);
+	assert_null(p->tls_server_name);
+	assert_null(p->tls_cert);
+	assert_null(p->tls_key);
+	assert_non_null(p->tls);
+	config_unref(cfg);
+}
+
+/* A listener whose tls section starts on line 2; errors appended after it. */
+#define TLS_HEAD \
+	"pool \"p\" { server \"a\" { address = \"127.0.0.1:3001\" } }\n" \
+	"listener \"s\" {\n" \
+	"  address = \"127.0.0.1:8443\"\n" \
+	"  tls {\n" \
+	"    certificate \"c\" {\n"
+#define TLS_CERT_OK \
+	"      chain = \"@/rsa.pem\"\n" \
+	"      key = \"@/rsa.key\"\n" \
+	"    }\n"
+#define TLS_TAIL "  }\n}\n"
+
+static const struct error_case tls_errors[] = {
+	/* Values. */
+	{ TLS_HEAD TLS_CERT_OK "    min_version = TLS1.1\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid min_version \"TLS1.1\" (expected TLS1.2 or TLS1.3)" },
+	{ TLS_HEAD TLS_CERT_OK "    min_version = TLS1.3\n    max_version = TLS1.2\n" TLS_TAIL,
+	  ":10: listener \"s\": tls: min_version (TLS1.3) is above max_version (TLS1.2)" },
+	{ TLS_HEAD TLS_CERT_OK "    tickets = maybe\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid tickets \"maybe\" (expected on or off)" },
+	{ TLS_HEAD TLS_CERT_OK "    session_timeout = 8d\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid session_timeout \"8d\" (must be in 1s..7d)" },
+	{ TLS_HEAD TLS_CERT_OK "    ticket_rotate = 30s\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid ticket_rotate \"30s\" (must be in 1m..7d)" },
+	{ TLS_HEAD TLS_CERT_OK "    hsts = 500ms\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid hsts \"500ms\" (expected a duration such as 30s, 5m, 1h or 7d)" },
+	{ TLS_HEAD TLS_CERT_OK "    session_cache = -1\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid session_cache \"-1\" (expected an integer)" },
+	{ TLS_HEAD TLS_CERT_OK "    ciphers = \"\"\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: invalid ciphers \"\" (expected a non-empty string)" },
+	{ TLS_HEAD "      chain = \"\"\n    }\n" TLS_TAIL,
+	  ":6: listener \"s\": tls: certificate \"c\": invalid chain \"\" (expected a file path)" },
+	/* Structure. */
+	{ TLS_HEAD "      key = \"@/rsa.key\"\n    }\n" TLS_TAIL,
+	  ":5: listener \"s\": tls: certificate \"c\": chain is required" },
+	{ "pool \"p\" { server \"a\" { address = \"127.0.0.1:3001\" } }\n"
+	  "listener \"s\" {\n  address = \"127.0.0.1:8443\"\n  tls {\n    hsts = 1h\n  }\n}\n",
+	  ":4: listener \"s\": tls: no certificate defined (at least 1 required)" },
+	{ TLS_HEAD TLS_CERT_OK "    certificate \"c\" { chain = \"@/ec.pem\" }\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: duplicate certificate \"c\" (first defined at line 5)" },
+	{ TLS_HEAD TLS_CERT_OK "    tickets = off\n    ticket_key_file = \"@/tickets.key\"\n" TLS_TAIL,
+	  ":10: listener \"s\": tls: ticket_key_file is set but tickets = off" },
+	{ TLS_HEAD TLS_CERT_OK TLS_TAIL "listener \"s2\" {\n  address = \"127.0.0.1:8444\"\n"
+	  "  redirect_https = on\n  tls { certificate \"c\" { chain = \"@/rsa.pem\" key = \"@/rsa.key\" } }\n}\n",
+	  ":13: listener \"s2\": redirect_https is for a plain listener, not one with tls" },
+	{ "pool \"p\" { server \"a\" { address = \"127.0.0.1:3001\" } }\n"
+	  "listener \"h\" { address = \"127.0.0.1:80\" redirect_https = 70000 }\n",
+	  ":2: listener \"h\": invalid redirect_https \"70000\" (expected on, off or the https port)" },
+	{ "pool \"p\" { server \"a\" { address = \"127.0.0.1:3001\" } }\n"
+	  "listener \"h\" { address = \"127.0.0.1:80\" redirect_https = yes }\n",
+	  ":2: listener \"h\": invalid redirect_https \"yes\" (expected on, off or the https port)" },
+	/* Files, reported at the line of the directive that names them. */
+	{ TLS_HEAD "      chain = \"@/rsa.pem\"\n      key = \"@/ec.key\"\n    }\n" TLS_TAIL,
+	  ":7: listener \"s\": tls: certificate \"c\": key @/ec.key does not match certificate @/rsa.pem" },
+	{ TLS_HEAD "      chain = \"@/missing.pem\"\n      key = \"@/rsa.key\"\n    }\n" TLS_TAIL,
+	  ":6: listener \"s\": tls: certificate \"c\": cannot open certificate @/missing.pem: "
+	  "No such file or directory" },
+	{ TLS_HEAD "      chain = \"@/tickets.key\"\n    }\n" TLS_TAIL,
+	  ":6: listener \"s\": tls: certificate \"c\": no PEM certificate in @/tickets.key" },
+	/* No key directive: the message points at the certificate. */
+	{ TLS_HEAD "      chain = \"@/rsa.pem\"\n    }\n" TLS_TAIL,
+	  ":6: listener \"s\": tls: certificate \"c\": no PEM private key in @/rsa.pem" },
+	{ TLS_HEAD TLS_CERT_OK "\n    ciphers = \"NOPE\"\n" TLS_TAIL,
+	  ":10: listener \"s\": tls: ciphers \"NOPE\": no cipher that OpenSSL knows" },
+	{ TLS_HEAD TLS_CERT_OK "    ticket_key_file = \"@/bad-tickets.key\"\n" TLS_TAIL,
+	  ":9: listener \"s\": tls: ticket_key_file @/bad-tickets.key:3: invalid base64" },
+	/* Pools. */
+	{ BASE "pool \"q\" {\n  tls_ca = \"@/ca.pem\"\n  server \"a\" { address = \"127.0.0.1:1\" }\n}\n",
+	  ":6: pool \"q\": tls_ca is set but tls = off" },
+	{ BASE "pool \"q\" {\n  tls = off\n  tls_verify = on\n  server \"a\" { address = \"127.0.0.1:1\" }\n}\n",
+	  ":7: pool \"q\": tls_verify is set but tls = off" },
+	{ BASE "pool \"q\" {\n  server \"a\" {\n    address = \"127.0.0.1:1\"\n"
+	  "    tls_server_name = \"a.internal\"\n  }\n}\n",
+	  ":8: pool \"q\": server \"a\": tls_server_name is set but the pool has tls = off" },
+	{ BASE "pool \"q\" {\n  tls = on\n  tls_key = \"@/ec.key\"\n  server \"a\" { address = \"127.0.0.1:1\" }\n}\n",
+	  ":7: pool \"q\": tls_key is set without tls_cert" },
+	{ BASE "pool \"q\" {\n  tls = on\n  tls_server_name = \"10.0.0.1\"\n}\n",
+	  ":7: pool \"q\": invalid tls_server_name \"10.0.0.1\" (an IP address is not a server name; "
+	  "without one, the server's IP address is verified)" },
+	{ BASE "pool \"q\" {\n  tls = on\n  tls_server_name = \"a b\"\n}\n",
+	  ":7: pool \"q\": invalid tls_server_name \"a b\" (expected a host name)" },
+	{ BASE "pool \"q\" {\n  tls = 1\n}\n",
+	  ":6: pool \"q\": invalid tls \"1\" (expected on or off)" },
+	{ BASE "pool \"q\" {\n  tls = on\n\n  tls_ca = \"@/missing.pem\"\n"
+	  "  server \"a\" { address = \"127.0.0.1:1\" }\n}\n",
+	  ":8: pool \"q\": cannot open tls_ca @/missing.pem: No such file or directory" },
+	{ BASE "pool \"q\" {\n  tls = on\n  tls_cert = \"@/rsa.pem\"\n  tls_key = \"@/ec.key\"\n"
+	  "  server \"a\" { address = \"127.0.0.1:1\" }\n}\n",
+	  ":8: pool \"q\": key @/ec.key does not match certificate @/rsa.pem" },
+};
+
+static void
+test_tls_errors(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(tls_errors) / sizeof(tls_errors[0]); i++)
+		expect_tls_error(tls_errors[i].text, tls_errors[i].want);
+}
+
 static int freed;
 static struct config *freed_cfg;
 
@@ -992,7 +1276,7 @@ test_reference_files(void **state)
 	}
 	*q = '\0';
 	config_foreach_directive(check_directive, &rc);
-	assert_int_equal(rc.count, 33);
+	assert_int_equal(rc.count, 55);
 	free(rc.conf);
 	free(rc.docs);
 }
@@ -1042,6 +1326,8 @@ main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_address),
 		cmocka_unit_test(test_route_match),
+		cmocka_unit_test(test_tls_load),
+		cmocka_unit_test(test_tls_errors),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_reference_files),
 		cmocka_unit_test(test_sluice_conf),
