@@ -138,6 +138,14 @@ struct session {
 	size_t scan;			/* http_head_find progress */
 	struct event timer;		/* embedded: one allocation less per session */
 	enum session_timer timer_kind;
+	/*
+	 * Deadlines are lazy: setting one only moves the timer when it must
+	 * fire sooner than it is armed for; a timer that fires early re-arms
+	 * for what is left. A keep-alive exchange then costs no timer heap
+	 * operation at all in the steady state.
+	 */
+	uint64_t deadline_us;		/* when timer_kind expires (util_now_us) */
+	uint64_t timer_due_us;		/* when the armed timer fires; 0: not armed */
 	uint64_t progress_us;		/* last body progress (util_now_us), for body_idle */
 	bool closing;			/* flushing the last bytes, then freed */
 	bool linger;			/* after the flush, drain input before closing */

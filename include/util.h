@@ -5,6 +5,7 @@
 #ifndef SLUICE_UTIL_H
 #define SLUICE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -49,6 +50,36 @@ void util_request_id(char out[33]);
  * always NUL-terminated). Returns the new length of dst.
  */
 size_t util_json_escape(char *dst, size_t cap, size_t len, const char *src, size_t srclen);
+
+/*
+ * Whether s[0..n) equals the lower-case ASCII literal lit[0..n), ignoring the
+ * case of s. Inline: header names are compared on every exchange, and a
+ * libc strncasecmp call costs more than these few bytes.
+ */
+static inline bool
+util_eq_lower(const char *s, const char *lit, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c) != (unsigned char)lit[i])
+			return false;
+	}
+	return true;
+}
+
+/* Whether a[0..n) and b[0..n) are equal ignoring ASCII case. */
+static inline bool
+util_eq_nocase(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x != y && ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z'))
+			return false;
+	}
+	return true;
+}
 
 /* Microseconds of CLOCK_MONOTONIC: precise timing of an exchange's steps. */
 uint64_t util_now_us(void);

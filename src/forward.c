@@ -22,6 +22,7 @@
 #include "sticky.h"
 #include "tunnel.h"
 #include "upstream.h"
+#include "util.h"
 #include "worker.h"
 
 /* Bytes queued towards one side before reading from the other pauses. */
@@ -47,7 +48,7 @@ enum hdr_class {
 static bool
 name_is(const struct http_header *h, const char *lit, size_t n)
 {
-	return h->name_len == n && strncasecmp(h->name, lit, n) == 0;
+	return h->name_len == n && util_eq_lower(h->name, lit, n);
 }
 
 /* Classify by length first: most names are rejected by one compare. */
@@ -94,7 +95,7 @@ classify(const struct http_header *h)
 			return HDR_XFP;
 		break;
 	}
-	if (h->name_len > 6 && strncasecmp(h->name, "proxy-", 6) == 0)
+	if (h->name_len > 6 && util_eq_lower(h->name, "proxy-", 6))
 		return HDR_HOP;
 	return HDR_PLAIN;
 }
@@ -125,7 +126,7 @@ list_next(const char *v, size_t vlen, size_t *i, size_t *start, size_t *end)
 static bool
 span_is(const char *v, size_t start, size_t end, const char *lit, size_t n)
 {
-	return end - start == n && strncasecmp(v + start, lit, n) == 0;
+	return end - start == n && util_eq_lower(v + start, lit, n);
 }
 
 /* Whether the comma-separated list value names the header name. */
@@ -135,7 +136,7 @@ token_listed(const char *v, size_t vlen, const char *name, size_t nlen)
 	size_t i = 0, start, end;
 
 	while (list_next(v, vlen, &i, &start, &end))
-		if (span_is(v, start, end, name, nlen))
+		if (end - start == nlen && util_eq_nocase(v + start, name, nlen))
 			return true;
 	return false;
 }

@@ -106,11 +106,18 @@ timer_ms(const struct session *s, enum session_timer kind)
 }
 
 static void
-timer_arm_ms(struct session *s, unsigned ms)
+timer_arm_at(struct session *s, uint64_t now_us, unsigned ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
 	evtimer_add(&s->timer, &tv);
+	s->timer_due_us = now_us + (uint64_t)ms * 1000;
+}
+
+static void
+timer_arm_ms(struct session *s, unsigned ms)
+{
+	timer_arm_at(s, util_now_us(), ms);
 }
 
 void
@@ -122,6 +129,9 @@ session_timer_rearm(struct session *s, unsigned ms)
 void
 session_timer_set(struct session *s, enum session_timer kind)
 {
+	uint64_t now;
+	unsigned ms;
+
 	if (kind == TIMER_BODY_IDLE || kind == TIMER_TUNNEL_IDLE) {
 		session_progress(s);
 		/* Re-arming on every read would cost a heap operation per read;
@@ -130,10 +140,16 @@ session_timer_set(struct session *s, enum session_timer kind)
 			return;
 	}
 	s->timer_kind = kind;
-	if (kind == TIMER_NONE)
+	if (kind == TIMER_NONE) {
 		evtimer_del(&s->timer);
-	else
-		timer_arm_ms(s, timer_ms(s, kind));
+		s->timer_due_us = 0;
+		return;
+	}
+	ms = timer_ms(s, kind);
+	now = util_now_us();
+	s->deadline_us = now + (uint64_t)ms * 1000;
+	if (s->timer_due_us == 0 || s->timer_due_us > s->deadline_us)
+		timer_arm_at(s, now, ms);
 }
 
 /* Reset the exchange for the next request on this connection. */
@@ -405,6 +421,7 @@ session_destroy(struct session *s)
 		s->ex.up = NULL;
 	}
 	evtimer_del(&s->timer);
+	s->timer_due_us = 0;
 	if (s->c != NULL) {
 		conn_free(s->c);
 		s->c = NULL;
@@ -720,12 +737,30 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	s->timer_due_us = 0;
 	if (s->dead)
 		return;
 	if (s->closing) {
 		/* The flush or the linger took too long. */
 		session_destroy(s);
 		return;
+	}
+	switch (s->timer_kind) {
+	case TIMER_CLIENT_HEADER:
+	case TIMER_CLIENT_IDLE:
+	case TIMER_CONNECT:
+	case TIMER_RESPONSE_HEADER: {
+		/* Armed for an earlier deadline that has since moved on. */
+		uint64_t now = util_now_us();
+
+		if (now + 1000 < s->deadline_us) {
+			timer_arm_at(s, now, (unsigned)((s->deadline_us - now + 999) / 1000));
+			return;
+		}
+		break;
+	}
+	default:
+		break;
 	}
 	switch (s->timer_kind) {
 	case TIMER_CLIENT_HEADER:

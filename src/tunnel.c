@@ -36,7 +36,7 @@ value_is(const struct http_header *hd, const char *lit)
 {
 	size_t n = strlen(lit);
 
-	return hd->value_len == n && strncasecmp(hd->value, lit, n) == 0;
+	return hd->value_len == n && util_eq_lower(hd->value, lit, n);
 }
 
 static bool
