@@ -19,6 +19,7 @@
 struct evbuffer;
 struct evbuffer_cb_entry;
 struct conn;
+struct ssl_st;			/* OpenSSL's SSL: only conn.c and tls.c look inside */
 
 /* What conn_event_cb reports. */
 enum conn_event {
@@ -50,7 +51,7 @@ struct conn {
 	conn_event_cb eventcb;
 	void *arg;
 	size_t read_hwm;		/* reading pauses while c->in holds this much */
-	unsigned read_chunk;		/* bytes asked per readv(); adapts (conn.c) */
+	unsigned read_chunk;		/* bytes asked per read; adapts (conn.c) */
 	size_t write_low;
 	struct timeval read_timeout;
 	bool has_read_timeout;
@@ -66,6 +67,14 @@ struct conn {
 	bool busy;			/* inside one of our callbacks */
 	bool dead;			/* conn_free() called while busy */
 	int err;			/* errno of the failure */
+	/* TLS: the transport reads and writes through ssl when it is set. */
+	struct ssl_st *ssl;
+	char *tls_reason;		/* why the TLS layer failed, for the error log */
+	bool tls_client;		/* we connected: CONN_CONNECTED follows the handshake */
+	bool handshaking;
+	bool hs_want_write;		/* the handshake waits for writability */
+	bool tls_read_wants_write;	/* SSL_read needs the socket writable */
+	bool tls_write_wants_read;	/* SSL_write needs the socket readable */
 	unsigned long long bytes_read;
 	unsigned long long bytes_written;
 };
@@ -104,7 +113,20 @@ void conn_set_write_low(struct conn *c, size_t low);
 /* Shut the write side once c->out is empty (lingering close). */
 void conn_shutdown_write(struct conn *c);
 
-/* errno text of the failure reported as CONN_ERROR. */
+/* errno of the failure reported as CONN_ERROR (EPROTO for a TLS failure). */
 int conn_error(const struct conn *c);
+
+/* What failed, in words: the TLS layer's reason, or strerror(). */
+const char *conn_strerror(const struct conn *c);
+
+/*
+ * Run TLS over c with ssl (which c then owns): conn_tls_accept() for an
+ * accepted connection, whose handshake runs as the client's bytes arrive
+ * (reads start once the owner enables them); conn_tls_connect() right
+ * after conn_connect(), so that CONN_CONNECTED is reported only once the
+ * handshake is over. A failed handshake is a CONN_ERROR. Returns 0 or -1.
+ */
+int conn_tls_accept(struct conn *c, struct ssl_st *ssl) __attribute__((warn_unused_result));
+int conn_tls_connect(struct conn *c, struct ssl_st *ssl) __attribute__((warn_unused_result));
 
 #endif

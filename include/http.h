@@ -47,11 +47,35 @@ enum http_status {
 	HTTP_NOT_IMPLEMENTED,	/* 501: a transfer coding we do not know */
 };
 
+/*
+ * Field names the proxy acts on, recognised once while parsing so that later
+ * steps switch on a number instead of comparing names again.
+ */
+enum http_field {
+	HTTP_F_OTHER = 0,
+	HTTP_F_HOST,
+	HTTP_F_CONNECTION,
+	HTTP_F_KEEP_ALIVE,
+	HTTP_F_TE,
+	HTTP_F_TRAILER,
+	HTTP_F_UPGRADE,
+	HTTP_F_PROXY,			/* any "Proxy-*" */
+	HTTP_F_CONTENT_LENGTH,
+	HTTP_F_TRANSFER_ENCODING,
+	HTTP_F_EXPECT,
+	HTTP_F_X_FORWARDED_FOR,
+	HTTP_F_X_FORWARDED_HOST,
+	HTTP_F_X_FORWARDED_PROTO,
+	HTTP_F_X_REQUEST_ID,
+	HTTP_F_STS,			/* Strict-Transport-Security */
+};
+
 struct http_header {
 	const char *name;
 	size_t name_len;
 	const char *value;	/* leading and trailing SP/HTAB removed */
 	size_t value_len;
+	enum http_field id;	/* set by the parsers */
 };
 
 enum http_body {

@@ -132,6 +132,7 @@ struct session {
 	TAILQ_ENTRY(session) link;
 	struct worker *w;
 	struct config *cfg;		/* the generation it was accepted under */
+	const struct config_listener *listener;	/* in cfg: where it was accepted */
 	uint64_t id;
 	struct conn *c;			/* the client connection */
 	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port" */
@@ -161,7 +162,8 @@ struct session {
 };
 
 /* Adopt an accepted socket. Worker thread. */
-void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen);
+void session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+		size_t listener);
 
 /*
  * End the current exchange with an error answer (status > 0) or an abort

@@ -20,6 +20,7 @@ struct upconn {
 	TAILQ_ENTRY(upconn) link;
 	struct worker *w;
 	const struct config_server *srv;
+	const struct config *gen;	/* srv's generation: parked only if still the worker's */
 	struct conn *c;
 	bool connected;
 	bool reused;		/* taken from the idle cache */
@@ -29,17 +30,22 @@ struct upconn {
 };
 
 /*
- * Start a non-blocking connect to srv with the given callbacks. Returns NULL
- * when the connect fails at once (errno set); the callbacks then never run.
+ * Start a non-blocking connect to srv, a server of generation gen (the
+ * session's), with the given callbacks; over TLS when srv's pool says so,
+ * and then CONN_CONNECTED follows the handshake. Returns NULL when the
+ * connect fails at once (errno set); the callbacks then never run.
  */
-struct upconn *upstream_connect(struct worker *w, const struct config_server *srv,
+struct upconn *upstream_connect(struct worker *w, const struct config *gen,
+		const struct config_server *srv,
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg);
 
 /*
  * The most recently parked idle connection to srv, with the given callbacks
- * installed, or NULL.
+ * installed, or NULL. The idle cache holds the worker's current generation
+ * only: a session still on an older one (after a reload) gets NULL.
  */
-struct upconn *upstream_take_idle(struct worker *w, const struct config_server *srv,
+struct upconn *upstream_take_idle(struct worker *w, const struct config *gen,
+		const struct config_server *srv,
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg);
 
 /*

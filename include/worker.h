@@ -30,7 +30,8 @@ struct worker {
 	unsigned id;
 	pthread_t thread;
 	struct event_base *base;
-	struct config *cfg;			/* reference held for the worker's life */
+	struct config *cfg;			/* current generation: new sessions take it */
+	struct config *_Atomic next_cfg;	/* handed over by worker_reload() */
 	struct evconnlistener **listeners;	/* one per config listener */
 	size_t nlisteners;
 	int notify[2];				/* pipe: worker_stop() writes, stop_ev reads */
@@ -69,6 +70,13 @@ int worker_start(struct worker *w) __attribute__((warn_unused_result));
  * sessions now instead of after shutdown_timeout. Any thread.
  */
 void worker_stop(struct worker *w, bool force);
+
+/*
+ * Hand the worker a new generation (it takes its own reference): sessions
+ * accepted from then on use it; established ones keep theirs. The listener
+ * set must be the same as the current one's. Main thread.
+ */
+void worker_reload(struct worker *w, struct config *cfg);
 
 /* Wait for the thread to end (if it was started), then free. Main thread. */
 void worker_join_free(struct worker *w);

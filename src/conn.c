@@ -2,13 +2,16 @@
  * The socket transport: non-blocking reads into and writes from evbuffers,
  * readiness from the worker's event_base. Writes go out at once and only a
  * backlog registers for writability; reads fill reserved evbuffer space with
- * recv(). Knows nothing of HTTP.
+ * recv(). With an SSL attached, the same paths go through SSL_read() and
+ * SSL_write() on the socket, after a handshake driven by the same events.
+ * Knows nothing of HTTP.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -16,7 +19,10 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include <openssl/err.h>
+
 #include "conn.h"
+#include "tls.h"
 #include "util.h"
 
 /*
@@ -37,6 +43,8 @@
 #define CONN_READ_BURST (256 * 1024)
 /* Chains handed to one sendmsg(): a head and a body part or two. */
 #define CONN_WRITE_IOV 16
+/* Plaintext per SSL_write(): one full TLS record. */
+#define CONN_TLS_RECORD 16384
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -45,6 +53,9 @@ static void
 conn_destroy(struct conn *c)
 {
 	UTIL_ASSERT(!c->busy);
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
+	free(c->tls_reason);
 	if (c->in != NULL)
 		evbuffer_free(c->in);
 	if (c->out != NULL)
@@ -71,8 +82,10 @@ in_watch_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg
 static void
 conn_update_read(struct conn *c)
 {
-	bool full = evbuffer_get_length(c->in) >= c->read_hwm;
-	bool want = c->want_read && !c->eof && !c->failed && !c->connecting && c->fd >= 0;
+	bool full = evbuffer_get_length(c->in) >= c->read_hwm && !c->handshaking &&
+		!c->tls_write_wants_read;
+	bool want = (c->want_read || c->handshaking || c->tls_write_wants_read) &&
+		!c->eof && !c->failed && !c->connecting && c->fd >= 0;
 
 	if (want && !full) {
 		if (!c->rev_added) {
@@ -170,6 +183,10 @@ conn_free(struct conn *c)
 {
 	if (c == NULL || c->fd < 0)
 		return;
+	/* A close_notify on a clean close: a client session whose SSL is
+	 * freed without it is not resumable. */
+	if (c->ssl != NULL && !c->handshaking && !c->failed)
+		(void)SSL_shutdown(c->ssl);
 	event_del(&c->rev);
 	event_del(&c->wev);
 	close(c->fd);
@@ -227,6 +244,153 @@ conn_error(const struct conn *c)
 	return c->err;
 }
 
+const char *
+conn_strerror(const struct conn *c)
+{
+	if (c->tls_reason != NULL)
+		return c->tls_reason;
+	return strerror(c->err);
+}
+
+static void
+tls_attach(struct conn *c, SSL *ssl)
+{
+	c->ssl = ssl;
+	/* Writes come from evbuffer chains that a pull-up may move, and one
+	 * record at a time is written as far as it goes. */
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A peer that closes without close_notify ends the stream like a
+	 * TCP close: HTTP framing, not TLS, says whether that was complete. */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	c->handshaking = true;
+}
+
+int
+conn_tls_accept(struct conn *c, SSL *ssl)
+{
+	if (c->ssl != NULL || SSL_set_fd(ssl, c->fd) != 1)
+		return -1;
+	tls_attach(c, ssl);
+	conn_update_read(c);
+	return 0;
+}
+
+int
+conn_tls_connect(struct conn *c, SSL *ssl)
+{
+	if (c->ssl != NULL || SSL_set_fd(ssl, c->fd) != 1)
+		return -1;
+	SSL_set_connect_state(ssl);
+	tls_attach(c, ssl);
+	c->tls_client = true;
+	return 0;
+}
+
+/* Note why the TLS layer failed; the conn is failed from now on. */
+static void
+tls_fail(struct conn *c, int ssl_error)
+{
+	char buf[256];
+
+	tls_error_reason(c->ssl, ssl_error, buf, sizeof(buf));
+	free(c->tls_reason);
+	c->tls_reason = strdup(buf);
+	c->failed = true;
+	c->err = EPROTO;
+}
+
+/* Watch for writability exactly when need says so. */
+static void
+wev_want(struct conn *c, bool need)
+{
+	if (need && !c->wev_added) {
+		event_add(&c->wev, NULL);
+		c->wev_added = true;
+	} else if (!need && c->wev_added) {
+		event_del(&c->wev);
+		c->wev_added = false;
+	}
+}
+
+/* One step of the handshake; c->handshaking clears when it is over. */
+static void
+tls_handshake(struct conn *c)
+{
+	int r, e;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		c->hs_want_write = false;
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		c->hs_want_write = e == SSL_ERROR_WANT_WRITE;
+		wev_want(c, c->hs_want_write);
+		conn_update_read(c);
+		return;
+	}
+	tls_fail(c, e);
+}
+
+/* Write through the TLS layer, a record at most per call. */
+static void
+tls_flush(struct conn *c, bool *need_wev)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		size_t total = evbuffer_get_length(c->out);
+		struct evbuffer_iovec v;
+		size_t len;
+		int r, e;
+
+		/* Heads and small bodies sit in separate chains: one record
+		 * (and one send) for all of them. */
+		if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
+			break;
+		if (v.iov_len < CONN_TLS_RECORD && total > v.iov_len) {
+			len = total < CONN_TLS_RECORD ? total : CONN_TLS_RECORD;
+			v.iov_base = evbuffer_pullup(c->out, (ev_ssize_t)len);
+			v.iov_len = len;
+			if (v.iov_base == NULL) {
+				c->failed = true;
+				c->err = ENOMEM;
+				return;
+			}
+		}
+		len = v.iov_len < CONN_TLS_RECORD ? v.iov_len : CONN_TLS_RECORD;
+		ERR_clear_error();
+		r = SSL_write(c->ssl, v.iov_base, (int)len);
+		if (r > 0) {
+			evbuffer_drain(c->out, (size_t)r);
+			c->bytes_written += (unsigned long long)r;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_WRITE) {
+			*need_wev = true;
+		} else if (e == SSL_ERROR_WANT_READ) {
+			c->tls_write_wants_read = true;
+			conn_update_read(c);
+		} else {
+			tls_fail(c, e);
+		}
+		return;
+	}
+}
+
+/* Send our close_notify (TLS) and shut the socket's write side. */
+static void
+shut_now(struct conn *c)
+{
+	if (c->ssl != NULL && !c->handshaking && !c->failed) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+	}
+	shutdown(c->fd, SHUT_WR);
+}
+
 /*
  * One send of up to CONN_WRITE_IOV chains of out. send() and sendmsg() take
  * the socket path in the kernel; writev() goes through the file layer first
@@ -263,6 +427,20 @@ send_some(struct conn *c, size_t *asked)
 static void
 flush_now(struct conn *c)
 {
+	if (c->ssl != NULL) {
+		bool need_wev = false;
+
+		/* Nothing goes out before the handshake is over. */
+		if (c->handshaking)
+			return;
+		tls_flush(c, &need_wev);
+		wev_want(c, need_wev && !c->failed);
+		if (c->shut_pending && evbuffer_get_length(c->out) == 0 && !c->failed) {
+			shut_now(c);
+			c->shut_pending = false;
+		}
+		return;
+	}
 	while (evbuffer_get_length(c->out) > 0) {
 		size_t asked;
 		ssize_t n = send_some(c, &asked);
@@ -293,7 +471,7 @@ flush_now(struct conn *c)
 		c->wev_added = false;
 	}
 	if (c->shut_pending && evbuffer_get_length(c->out) == 0 && !c->failed) {
-		shutdown(c->fd, SHUT_WR);
+		shut_now(c);
 		c->shut_pending = false;
 	}
 }
@@ -314,8 +492,8 @@ conn_shutdown_write(struct conn *c)
 {
 	if (c->fd < 0)
 		return;
-	if (evbuffer_get_length(c->out) == 0) {
-		shutdown(c->fd, SHUT_WR);
+	if (evbuffer_get_length(c->out) == 0 && !c->handshaking) {
+		shut_now(c);
 		return;
 	}
 	c->shut_pending = true;
@@ -339,18 +517,23 @@ report_error(struct conn *c)
 		c->eventcb(c, CONN_ERROR, c->arg);
 }
 
+/* Grow the read size after a read that filled it, shrink it after a small one. */
 static void
-conn_read_cb(evutil_socket_t fd, short what, void *arg)
+adapt_chunk(struct conn *c, size_t n, size_t chunk)
 {
-	struct conn *c = arg;
+	if (n >= chunk && chunk < CONN_READ_MAX)
+		c->read_chunk = (unsigned)(chunk * 2 + 64 > CONN_READ_MAX ?
+			CONN_READ_MAX : chunk * 2 + 64);
+	else if (n < chunk / 4 && chunk > CONN_READ_MIN)
+		c->read_chunk = (unsigned)((chunk + 64) / 2 - 64);
+}
+
+/* Read from the socket into c->in; returns the bytes read. */
+static size_t
+sock_read(struct conn *c)
+{
 	size_t total = 0;
 
-	c->busy = true;
-	if (what & EV_TIMEOUT) {
-		if (c->eventcb != NULL)
-			c->eventcb(c, CONN_TIMEOUT, c->arg);
-		goto out;
-	}
 	while (total < CONN_READ_BURST && evbuffer_get_length(c->in) < c->read_hwm) {
 		struct evbuffer_iovec v[2];
 		size_t asked = 0;
@@ -366,14 +549,14 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		for (int i = 0; i < nv; i++)
 			asked += v[i].iov_len;
 		if (nv == 1) {
-			n = recv(fd, v[0].iov_base, v[0].iov_len, 0);
+			n = recv(c->fd, v[0].iov_base, v[0].iov_len, 0);
 		} else {
 			struct msghdr msg = {
 				.msg_iov = (struct iovec *)v,
 				.msg_iovlen = (size_t)nv,
 			};
 
-			n = recvmsg(fd, &msg, 0);
+			n = recvmsg(c->fd, &msg, 0);
 		}
 		if (n > 0) {
 			size_t left = (size_t)n;
@@ -385,11 +568,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			evbuffer_commit_space(c->in, v, nv);
 			total += (size_t)n;
-			if ((size_t)n >= chunk && chunk < CONN_READ_MAX)
-				c->read_chunk = (unsigned)(chunk * 2 + 64 > CONN_READ_MAX ?
-					CONN_READ_MAX : chunk * 2 + 64);
-			else if ((size_t)n < chunk / 4 && chunk > CONN_READ_MIN)
-				c->read_chunk = (unsigned)((chunk + 64) / 2 - 64);
+			adapt_chunk(c, (size_t)n, chunk);
 			/* Less than asked: the socket is empty for now. */
 			if ((size_t)n < asked)
 				break;
@@ -406,6 +585,121 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		c->failed = true;
 		c->err = errno;
 		break;
+	}
+	return total;
+}
+
+/*
+ * Read through the TLS layer into c->in. A record at most comes out of each
+ * SSL_read(), and a short one says nothing of the socket: read until the
+ * layer wants more bytes from the kernel.
+ */
+static size_t
+tls_read(struct conn *c)
+{
+	size_t total = 0;
+
+	while (total < CONN_READ_BURST && evbuffer_get_length(c->in) < c->read_hwm) {
+		struct evbuffer_iovec v[2];
+		size_t chunk = c->read_chunk ? c->read_chunk : CONN_READ_MIN;
+		int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)chunk, v, 2);
+		int r, e;
+
+		if (nv <= 0) {
+			c->failed = true;
+			c->err = ENOMEM;
+			break;
+		}
+		ERR_clear_error();
+		r = SSL_read(c->ssl, v[0].iov_base, v[0].iov_len > INT32_MAX ? INT32_MAX :
+			(int)v[0].iov_len);
+		if (r > 0) {
+			v[0].iov_len = (size_t)r;
+			evbuffer_commit_space(c->in, v, 1);
+			total += (size_t)r;
+			adapt_chunk(c, (size_t)r, chunk);
+			continue;
+		}
+		e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			c->eof = true;
+			break;
+		}
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->tls_read_wants_write = true;
+			wev_want(c, true);
+			break;
+		}
+		if (e == SSL_ERROR_SYSCALL && errno != 0) {
+			c->failed = true;
+			c->err = errno;
+			break;
+		}
+		tls_fail(c, e);
+		break;
+	}
+	return total;
+}
+
+/*
+ * One step of a handshake from either event. Returns true when it is over
+ * and the caller may go on with the conn; false when it waits, failed (and
+ * was reported) or the owner freed the conn.
+ */
+static bool
+handshake_step(struct conn *c)
+{
+	tls_handshake(c);
+	if (c->failed) {
+		report_error(c);
+		return false;
+	}
+	if (c->handshaking)
+		return false;
+	wev_want(c, false);
+	if (c->tls_client && c->eventcb != NULL) {
+		c->eventcb(c, CONN_CONNECTED, c->arg);
+		if (c->dead)
+			return false;
+	}
+	conn_update_read(c);
+	flush_now(c);
+	if (c->failed) {
+		report_error(c);
+		return false;
+	}
+	return true;
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t total;
+
+	(void)fd;
+	c->busy = true;
+	if (what & EV_TIMEOUT) {
+		if (c->eventcb != NULL)
+			c->eventcb(c, CONN_TIMEOUT, c->arg);
+		goto out;
+	}
+	if (c->ssl != NULL) {
+		if (c->tls_write_wants_read) {
+			c->tls_write_wants_read = false;
+			flush_now(c);
+			if (c->failed) {
+				report_error(c);
+				goto out;
+			}
+		}
+		if (c->handshaking && !handshake_step(c))
+			goto out;
+		total = tls_read(c);
+	} else {
+		total = sock_read(c);
 	}
 	c->bytes_read += total;
 	if (total > 0 && c->readcb != NULL) {
@@ -453,6 +747,11 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 			report_error(c);
 			goto out;
 		}
+		/* With TLS, connected means the handshake is over too. */
+		if (c->ssl != NULL) {
+			(void)handshake_step(c);
+			goto out;
+		}
 		if (c->eventcb != NULL)
 			c->eventcb(c, CONN_CONNECTED, c->arg);
 		if (c->dead)
@@ -462,6 +761,16 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (c->failed)
 			report_error(c);
 		goto out;
+	}
+	if (c->handshaking) {
+		/* Data the client sent with its Finished waits inside the SSL. */
+		if (handshake_step(c) && !c->tls_client)
+			event_active(&c->rev, EV_READ, 0);
+		goto out;
+	}
+	if (c->tls_read_wants_write) {
+		c->tls_read_wants_write = false;
+		event_active(&c->rev, EV_READ, 0);
 	}
 	flush_now(c);
 	if (c->failed) {

@@ -21,6 +21,7 @@
 #include "session.h"
 #include "sticky.h"
 #include "tunnel.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -45,59 +46,30 @@ enum hdr_class {
 	HDR_XRID,
 };
 
-static bool
-name_is(const struct http_header *h, const char *lit, size_t n)
-{
-	return h->name_len == n && util_eq_lower(h->name, lit, n);
-}
+/* What the proxy does with each well-known field the parser recognised. */
+static const unsigned char field_class[] = {
+	[HTTP_F_OTHER] = HDR_PLAIN,
+	[HTTP_F_HOST] = HDR_HOST,
+	[HTTP_F_CONNECTION] = HDR_HOP,
+	[HTTP_F_KEEP_ALIVE] = HDR_HOP,
+	[HTTP_F_TE] = HDR_HOP,
+	[HTTP_F_TRAILER] = HDR_HOP,
+	[HTTP_F_UPGRADE] = HDR_HOP,
+	[HTTP_F_PROXY] = HDR_HOP,
+	[HTTP_F_CONTENT_LENGTH] = HDR_FRAMING,
+	[HTTP_F_TRANSFER_ENCODING] = HDR_FRAMING,
+	[HTTP_F_EXPECT] = HDR_PLAIN,
+	[HTTP_F_X_FORWARDED_FOR] = HDR_XFF,
+	[HTTP_F_X_FORWARDED_HOST] = HDR_XFH,
+	[HTTP_F_X_FORWARDED_PROTO] = HDR_XFP,
+	[HTTP_F_X_REQUEST_ID] = HDR_XRID,
+	[HTTP_F_STS] = HDR_PLAIN,
+};
 
-/* Classify by length first: most names are rejected by one compare. */
-static enum hdr_class
+static inline enum hdr_class
 classify(const struct http_header *h)
 {
-	switch (h->name_len) {
-	case 2:
-		if (name_is(h, "te", 2))
-			return HDR_HOP;
-		break;
-	case 4:
-		if (name_is(h, "host", 4))
-			return HDR_HOST;
-		break;
-	case 7:
-		if (name_is(h, "trailer", 7) || name_is(h, "upgrade", 7))
-			return HDR_HOP;
-		break;
-	case 10:
-		if (name_is(h, "connection", 10) || name_is(h, "keep-alive", 10))
-			return HDR_HOP;
-		break;
-	case 12:
-		if (name_is(h, "x-request-id", 12))
-			return HDR_XRID;
-		break;
-	case 14:
-		if (name_is(h, "content-length", 14))
-			return HDR_FRAMING;
-		break;
-	case 15:
-		if (name_is(h, "x-forwarded-for", 15))
-			return HDR_XFF;
-		break;
-	case 16:
-		if (name_is(h, "x-forwarded-host", 16))
-			return HDR_XFH;
-		break;
-	case 17:
-		if (name_is(h, "transfer-encoding", 17))
-			return HDR_FRAMING;
-		if (name_is(h, "x-forwarded-proto", 17))
-			return HDR_XFP;
-		break;
-	}
-	if (h->name_len > 6 && util_eq_lower(h->name, "proxy-", 6))
-		return HDR_HOP;
-	return HDR_PLAIN;
+	return (enum hdr_class)field_class[h->id];
 }
 
 /*
@@ -167,7 +139,7 @@ conn_fields_collect(struct conn_fields *cf, const struct http_head *h)
 {
 	cf->n = 0;
 	for (size_t i = 0; i < h->nheaders && cf->n < MAX_CONNECTION_FIELDS; i++)
-		if (name_is(&h->headers[i], "connection", 10) &&
+		if (h->headers[i].id == HTTP_F_CONNECTION &&
 		    !connection_options_only(h->headers[i].value, h->headers[i].value_len))
 			cf->f[cf->n++] = &h->headers[i];
 }
@@ -318,14 +290,17 @@ forward_build_request(struct session *s, const struct http_head *h,
 		for (size_t i = 0; i < h->nheaders; i++) {
 			const struct http_header *hd = &h->headers[i];
 
-			if (hd->name_len == 15 && classify(hd) == HDR_XFF && hd->value_len > 0) {
+			if (hd->id == HTTP_F_X_FORWARDED_FOR && hd->value_len > 0) {
 				put(&b, hd->value, hd->value_len);
 				PUTS(&b, ", ");
 			}
 		}
 	}
 	put(&b, ip, ip_len);
-	PUTS(&b, "\r\nX-Forwarded-Proto: http\r\n");
+	if (s->c->ssl != NULL)
+		PUTS(&b, "\r\nX-Forwarded-Proto: https\r\n");
+	else
+		PUTS(&b, "\r\nX-Forwarded-Proto: http\r\n");
 	if (t->host != NULL) {
 		PUTS(&b, "X-Forwarded-Host: ");
 		put(&b, t->host, t->host_len);
@@ -361,13 +336,16 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 	char status[8];
 	const char *reason = r->reason;
 	size_t reason_len = r->reason_len;
+	/* Strict-Transport-Security only over TLS (RFC 6797 7.2). */
+	unsigned hsts = final && s->listener->tls != NULL && s->c->ssl != NULL ?
+		tls_server_hsts(s->listener->tls) : 0;
 
 	if (reason_len == 0) {
 		reason = http_reason(r->status);
 		reason_len = strlen(reason);
 	}
 	conn_fields_collect(&cf, r);
-	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 192 +
+	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 256 +
 			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0)) < 0)
 		return -1;
 	PUTS(&b, "HTTP/1.1 ");
@@ -388,17 +366,26 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		case HDR_FRAMING:
 			/* An HTTP/1.0 client gets the body without chunked
 			 * framing, ended by our close. */
-			if (dechunk && hd->name_len == 17)
+			if (dechunk && hd->id == HTTP_F_TRANSFER_ENCODING)
 				continue;
 			break;
 		case HDR_PLAIN:
 			if (cf.n > 0 && conn_fields_list(&cf, hd))
+				continue;
+			/* The listener's policy replaces the server's. */
+			if (hsts > 0 && hd->id == HTTP_F_STS)
 				continue;
 			break;
 		default:
 			break;
 		}
 		put_field(&b, hd);
+	}
+	if (hsts > 0) {
+		char sts[64];
+		int n = snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
+
+		put(&b, sts, (size_t)n);
 	}
 	if (final && (ex->route->sticky & CONFIG_STICKY_COOKIE) &&
 	    (ex->set_cookie || ex->server != ex->sticky_server)) {
@@ -453,7 +440,7 @@ connect_new(struct session *s, const struct config_server *srv)
 	struct exchange *ex = &s->ex;
 
 	ex->t_connect_us = util_now_us();
-	ex->up = upstream_connect(s->w, srv, up_read_cb, up_drained_cb, up_event_cb, s);
+	ex->up = upstream_connect(s->w, s->cfg, srv, up_read_cb, up_drained_cb, up_event_cb, s);
 	if (ex->up == NULL) {
 		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
 			srv->address, strerror(errno), srv->pool->name, srv->name);
@@ -516,7 +503,7 @@ forward_try(struct session *s)
 	}
 	ex->tried[ex->ntried++] = srv->index;
 	ex->server = srv;
-	ex->up = upstream_take_idle(s->w, srv, up_read_cb, up_drained_cb, up_event_cb, s);
+	ex->up = upstream_take_idle(s->w, s->cfg, srv, up_read_cb, up_drained_cb, up_event_cb, s);
 	if (ex->up != NULL) {
 		ex->connect_ms = 0;
 		forward_connected(s);
@@ -860,7 +847,7 @@ up_event_cb(struct conn *c, enum conn_event ev, void *arg)
 	}
 	if (!up->connected) {
 		log_warn("s%llu %s: connect(%s) failed: %s (server %s/%s)", SID(s),
-			srv->address, strerror(conn_error(c)), srv->pool->name, srv->name);
+			srv->address, conn_strerror(c), srv->pool->name, srv->name);
 		connect_failed(s, TERM_CONNECT_FAILED);
 		return;
 	}
@@ -884,7 +871,7 @@ up_event_cb(struct conn *c, enum conn_event ev, void *arg)
 	}
 	log_warn("s%llu %s: server %s/%s closed the connection before a complete response%s%s",
 		SID(s), srv->pool->name, srv->name, ev == CONN_ERROR ? ": " : "",
-		ev == CONN_ERROR ? strerror(conn_error(c)) : "");
+		ev == CONN_ERROR ? conn_strerror(c) : "");
 	session_fail(s, 502, TERM_UPSTREAM_CLOSED);
 }
 

@@ -329,6 +329,85 @@ static void parse_connection(struct parse_ctx *c, const char *v, size_t n)
 	}
 }
 
+/*
+ * Whether the field name s (tchar only, already checked) equals the
+ * lower-case literal lit of the same length n. OR-ing 0x20 lowers the
+ * letters and changes no other tchar into a letter, digit or '-', which is
+ * all the literals hold: eight bytes compare at a time.
+ */
+static inline bool name_eq(const char *s, const char *lit, size_t n)
+{
+	const uint64_t m = 0x2020202020202020ULL;
+	uint64_t a, b;
+
+	for (; n >= 8; s += 8, lit += 8, n -= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, lit, 8);
+		if ((a | m) != b)
+			return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+#define NAME_IS(s, lit)	name_eq((s), lit, sizeof(lit) - 1)
+
+/* The well-known field a checked name is, by length first. */
+static enum http_field field_id(const char *name, size_t n)
+{
+	switch (n) {
+	case 2:
+		return NAME_IS(name, "te") ? HTTP_F_TE : HTTP_F_OTHER;
+	case 4:
+		return NAME_IS(name, "host") ? HTTP_F_HOST : HTTP_F_OTHER;
+	case 6:
+		return NAME_IS(name, "expect") ? HTTP_F_EXPECT : HTTP_F_OTHER;
+	case 7:
+		if (NAME_IS(name, "upgrade"))
+			return HTTP_F_UPGRADE;
+		return NAME_IS(name, "trailer") ? HTTP_F_TRAILER : HTTP_F_OTHER;
+	case 10:
+		if (NAME_IS(name, "connection"))
+			return HTTP_F_CONNECTION;
+		if (NAME_IS(name, "keep-alive"))
+			return HTTP_F_KEEP_ALIVE;
+		break;
+	case 12:
+		if (NAME_IS(name, "x-request-id"))
+			return HTTP_F_X_REQUEST_ID;
+		break;
+	case 14:
+		if (NAME_IS(name, "content-length"))
+			return HTTP_F_CONTENT_LENGTH;
+		break;
+	case 15:
+		if (NAME_IS(name, "x-forwarded-for"))
+			return HTTP_F_X_FORWARDED_FOR;
+		break;
+	case 16:
+		if (NAME_IS(name, "x-forwarded-host"))
+			return HTTP_F_X_FORWARDED_HOST;
+		break;
+	case 17:
+		if (NAME_IS(name, "transfer-encoding"))
+			return HTTP_F_TRANSFER_ENCODING;
+		if (NAME_IS(name, "x-forwarded-proto"))
+			return HTTP_F_X_FORWARDED_PROTO;
+		break;
+	case 25:
+		if (NAME_IS(name, "strict-transport-security"))
+			return HTTP_F_STS;
+		break;
+	default:
+		break;
+	}
+	if (n > 6 && NAME_IS(name, "proxy-"))
+		return HTTP_F_PROXY;
+	return HTTP_F_OTHER;
+}
+
 /* Close the header being filled: trim, check the name, note what it means. */
 static int header_finish(struct parse_ctx *c)
 {
@@ -354,43 +433,34 @@ static int header_finish(struct parse_ctx *c)
 		hd->value_len--;
 	h->nheaders++;
 
-	switch (n) {
-	case 4:
-		if (IEQ(name, n, "host")) {
-			if (++c->n_host > 1)
-				return fail(c, HTTP_BAD, "several Host fields");
-			for (size_t i = 0; i < hd->value_len; i++)
-				if (!IS(v[i], C_HOST))
-					return fail(c, HTTP_BAD, "invalid Host");
-			h->host = v;
-			h->host_len = hd->value_len;
-		}
+	switch ((hd->id = field_id(name, n))) {
+	case HTTP_F_HOST:
+		if (++c->n_host > 1)
+			return fail(c, HTTP_BAD, "several Host fields");
+		for (size_t i = 0; i < hd->value_len; i++)
+			if (!IS(v[i], C_HOST))
+				return fail(c, HTTP_BAD, "invalid Host");
+		h->host = v;
+		h->host_len = hd->value_len;
 		break;
-	case 6:
-		if (IEQ(name, n, "expect") && IEQ(v, hd->value_len, "100-continue"))
+	case HTTP_F_EXPECT:
+		if (IEQ(v, hd->value_len, "100-continue"))
 			h->expect_continue = true;
 		break;
-	case 7:
-		if (IEQ(name, n, "upgrade") && hd->value_len > 0)
+	case HTTP_F_UPGRADE:
+		if (hd->value_len > 0)
 			c->has_upgrade = true;
 		break;
-	case 10:
-		if (IEQ(name, n, "connection"))
-			parse_connection(c, v, hd->value_len);
+	case HTTP_F_CONNECTION:
+		parse_connection(c, v, hd->value_len);
 		break;
-	case 14:
-		if (IEQ(name, n, "content-length")) {
-			if (++c->n_cl > 1)
-				return fail(c, HTTP_BAD, "several Content-Length fields");
-			return parse_content_length(c, v, hd->value_len);
-		}
-		break;
-	case 17:
-		if (IEQ(name, n, "transfer-encoding")) {
-			c->n_te++;
-			return parse_transfer_encoding(c, v, hd->value_len);
-		}
-		break;
+	case HTTP_F_CONTENT_LENGTH:
+		if (++c->n_cl > 1)
+			return fail(c, HTTP_BAD, "several Content-Length fields");
+		return parse_content_length(c, v, hd->value_len);
+	case HTTP_F_TRANSFER_ENCODING:
+		c->n_te++;
+		return parse_transfer_encoding(c, v, hd->value_len);
 	default:
 		break;
 	}

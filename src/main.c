@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pool.h"
 #include "sticky.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -34,6 +35,8 @@
 #endif
 
 struct main_state {
+	const char *file;
+	struct config *cfg;		/* the running generation */
 	struct event_base *base;
 	struct worker **workers;
 	unsigned nworkers;
@@ -56,6 +59,67 @@ usage(FILE *f)
 		"  -h       print this help and exit\n");
 }
 
+/* Whether b listens on exactly a's sockets, in the same order. */
+static bool
+same_listeners(const struct config *a, const struct config *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return false;
+	for (size_t i = 0; i < a->nlisteners; i++) {
+		const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
+
+		if (x->addrlen != y->addrlen || memcmp(&x->addr, &y->addr, x->addrlen) != 0 ||
+		    strcmp(x->name, y->name) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * SIGHUP: load the file again and hand the new generation to the workers.
+ * Sessions already established keep the generation they started with (and
+ * its TLS contexts, pools and timeouts); new ones get the new one. A file
+ * that does not load, or that changes what cannot change without a restart
+ * (listening sockets, workers, the access log), leaves the running
+ * configuration in place.
+ */
+static void
+reload(struct main_state *m)
+{
+	char err[1024];
+	struct config *n = config_load(m->file, err, sizeof(err));
+	const char *why = NULL;
+
+	if (n == NULL) {
+		log_error("reload failed, the running configuration stays: %s", err);
+		return;
+	}
+	if (!same_listeners(m->cfg, n))
+		why = "listeners changed";
+	else if (n->workers != m->cfg->workers)
+		why = "workers changed";
+	else if ((n->access_log == NULL) != (m->cfg->access_log == NULL) ||
+		 (n->access_log != NULL && strcmp(n->access_log, m->cfg->access_log) != 0))
+		why = "access_log changed";
+	if (why != NULL) {
+		log_error("reload of %s refused, the running configuration stays: %s "
+			"(restart sluice to apply that)", m->file, why);
+		config_unref(n);
+		return;
+	}
+	if (pool_attach(n) < 0) {
+		log_error("reload failed, the running configuration stays: out of memory");
+		config_unref(n);
+		return;
+	}
+	log_set_level(n->log_level);
+	for (unsigned i = 0; i < m->nworkers; i++)
+		worker_reload(m->workers[i], n);
+	config_unref(m->cfg);
+	m->cfg = n;
+	log_info("configuration reloaded from %s", m->file);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -63,7 +127,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		log_warn("SIGHUP: configuration reload is not supported yet; ignored");
+		if (!m->stopping)
+			reload(m);
 		return;
 	}
 	if (m->stopping) {
@@ -86,6 +151,7 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	m->sids->ops->expire(m->sids->st, util_now_us() / 1000);
+	tls_tick(util_now_us() / 1000000);
 }
 
 /* A worker's loop ended; the main loop ends with the last one, so that a
@@ -173,6 +239,8 @@ main(int argc, char **argv)
 		config_unref(cfg);
 		return 0;
 	}
+	m.file = file;
+	m.cfg = cfg;
 	log_set_level(cfg->log_level);
 	if (cfg->sticky_key_random)
 		log_warn("no sticky_key set: sticky cookies are signed with a random key and "
@@ -273,6 +341,6 @@ out:
 		log_info("stopped");
 out_cfg:
 	log_access_close();
-	config_unref(cfg);
+	config_unref(m.cfg);
 	return rc;
 }

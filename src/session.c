@@ -23,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "session.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -225,6 +226,13 @@ session_log(struct session *s)
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
 		"\",\"termination\":\"%s\",\"phase\":\"%s\"",
 		term_names[ex->term], phase_names[ex->phase]);
+	if (s->c != NULL && s->c->ssl != NULL && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+			",\"tls_version\":\"%s\",\"tls_cipher\":\"%s\"",
+			tls_version_name(s->c->ssl), tls_cipher_name(s->c->ssl));
+	else if (n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+			",\"tls_version\":null,\"tls_cipher\":null");
 	if (ex->tunnel && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
 			",\"ws_messages_in\":%llu,\"ws_messages_out\":%llu",
@@ -256,7 +264,8 @@ exchange_end(struct session *s, enum session_term term)
 }
 
 void
-session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+		size_t listener)
 {
 	struct session *s;
 	int one = 1;
@@ -276,6 +285,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->w = w;
 	s->cfg = config_ref(w->cfg);
+	s->listener = &s->cfg->listeners[listener < s->cfg->nlisteners ? listener : 0];
 	s->id = atomic_fetch_add(&session_ids, 1) + 1;
 	util_addr_format(sa, s->addr, sizeof(s->addr), 1);
 	s->c = conn_new(w->base, fd);
@@ -298,9 +308,63 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	conn_set_read_hwm(s->c, hwm);
 	conn_set_write_low(s->c, SESSION_RELAY_HWM / 4);
 	conn_setcb(s->c, session_read_cb, session_drained_cb, session_event_cb, s);
+	if (s->listener->tls != NULL) {
+		SSL *ssl = tls_server_session_new(s->listener->tls);
+
+		if (ssl == NULL || conn_tls_accept(s->c, ssl) < 0) {
+			log_error("s%llu %s: out of memory starting TLS", (unsigned long long)s->id,
+				s->addr);
+			if (ssl != NULL)
+				SSL_free(ssl);
+			session_destroy(s);
+			return;
+		}
+	}
+	/* The TLS handshake, if any, runs within client_header too. */
 	conn_read_enable(s->c);
 	session_timer_set(s, TIMER_CLIENT_HEADER);
 	log_debug("s%llu %s: accepted by worker %u", (unsigned long long)s->id, s->addr, w->id);
+}
+
+/*
+ * A plain listener with redirect_https: 301 to the same host and path over
+ * https. The host loses its port; the listener's redirect port is added
+ * unless it is 443. A request with a body is not read: the connection
+ * closes after the answer. Drops the request head from the input.
+ */
+static void
+send_redirect(struct session *s, const struct http_target *t, size_t head_len)
+{
+	struct exchange *ex = &s->ex;
+	const char *host = t->host != NULL ? t->host : "";
+	size_t hlen = t->host != NULL ? t->host_len : 0, i = hlen;
+	unsigned port = s->listener->redirect_https;
+	char portbuf[16] = "";
+	struct evbuffer *out = s->c->out;
+	bool close = !ex->client_keep_alive || !ex->req_read || s->draining;
+	int n;
+
+	/* Strip ":port", but not the colons of an IPv6 literal. */
+	while (i > 0 && host[i - 1] >= '0' && host[i - 1] <= '9')
+		i--;
+	if (i > 0 && i < hlen + 1 && host[i - 1] == ':' && (host[0] != '[' || host[i - 2] == ']'))
+		hlen = i - 1;
+	if (port != 443)
+		snprintf(portbuf, sizeof(portbuf), ":%u", port);
+	n = evbuffer_add_printf(out, "HTTP/1.1 301 Moved Permanently\r\nLocation: https://%.*s%s%.*s\r\n"
+		"Content-Length: 0\r\n%s\r\n", (int)hlen, host, portbuf, (int)t->path_len, t->path,
+		close ? "Connection: close\r\n" : "");
+	/* t points into the head: drop it only now. */
+	evbuffer_drain(s->c->in, head_len);
+	conn_flush(s->c);
+	ex->bytes_out += n > 0 ? (uint64_t)n : 0;
+	ex->status = 301;
+	ex->resp_head_sent = true;
+	exchange_end(s, TERM_OK);
+	if (close)
+		session_close(s, true);
+	else
+		session_client_read(s);
 }
 
 /* Answer status with a short text body. close: say so and end the session. */
@@ -309,14 +373,19 @@ send_error(struct session *s, int status, bool close)
 {
 	struct evbuffer *out = s->c->out;
 	const char *reason = http_reason(status);
-	char head[256];
+	char head[320], sts[64] = "";
 	int n, blen;
+	unsigned hsts = s->listener->tls != NULL && s->c->ssl != NULL ?
+		tls_server_hsts(s->listener->tls) : 0;
 
+	/* Our own answers carry the listener's HSTS policy too. */
+	if (hsts > 0)
+		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
 	blen = (int)strlen(reason) + 5;		/* "502 " + reason + "\n" */
 	n = snprintf(head, sizeof(head),
-		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n"
+		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n"
 		"%d %s\n",
-		status, reason, blen, close ? "Connection: close\r\n" : "", status, reason);
+		status, reason, blen, sts, close ? "Connection: close\r\n" : "", status, reason);
 	evbuffer_add(out, head, (size_t)n);
 	conn_flush(s->c);
 	s->ex.bytes_out += (uint64_t)n;
@@ -543,6 +612,10 @@ session_read_head(struct session *s)
 			"bad absolute-form target");
 		return false;
 	}
+	if (s->listener->redirect_https != 0) {
+		send_redirect(s, &t, head_len);
+		return true;
+	}
 	/* Only a request with an Upgrade field can ask for a WebSocket. */
 	switch (h.upgrade_field ? tunnel_check_upgrade(&h, &why) : TUNNEL_NOT_WEBSOCKET) {
 	case TUNNEL_UPGRADE_BAD:
@@ -696,9 +769,15 @@ session_event_cb(struct conn *c, enum conn_event ev, void *arg)
 
 	if (s->dead)
 		return;
+	if (ev == CONN_ERROR && c->handshaking) {
+		log_info("s%llu %s: TLS handshake failed: %s", (unsigned long long)s->id,
+			s->addr, conn_strerror(c));
+		session_abort(s, TERM_CLIENT_CLOSED);
+		return;
+	}
 	if (ev == CONN_ERROR) {
 		log_debug("s%llu %s: client connection error: %s", (unsigned long long)s->id,
-			s->addr, strerror(conn_error(c)));
+			s->addr, conn_strerror(c));
 		session_abort(s, s->ex.ws_closing ? s->ex.ws_close_term : TERM_CLIENT_CLOSED);
 		return;
 	}

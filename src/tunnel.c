@@ -486,7 +486,7 @@ tunnel_up_event_cb(struct conn *c, enum conn_event ev, void *arg)
 	}
 	if (ev == CONN_ERROR) {
 		log_info("s%llu %s: WebSocket server connection failed: %s", SID(s),
-			strerror(conn_error(c)));
+			conn_strerror(c));
 		session_abort(s, s->ex.ws_closing ? s->ex.ws_close_term : TERM_UPSTREAM_CLOSED);
 	}
 }

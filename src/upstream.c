@@ -12,10 +12,11 @@
 #include "log.h"
 #include "upstream.h"
 #include "util.h"
+#include "tls.h"
 #include "worker.h"
 
 struct upconn *
-upstream_connect(struct worker *w, const struct config_server *srv,
+upstream_connect(struct worker *w, const struct config *gen, const struct config_server *srv,
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg)
 {
 	struct upconn *up = calloc(1, sizeof(*up));
@@ -26,12 +27,25 @@ upstream_connect(struct worker *w, const struct config_server *srv,
 	}
 	up->w = w;
 	up->srv = srv;
+	up->gen = gen;
 	up->c = conn_connect(w->base, (const struct sockaddr *)&srv->addr, srv->addrlen);
 	if (up->c == NULL) {
 		int err = errno;
 		free(up);
 		errno = err;
 		return NULL;
+	}
+	if (srv->pool->tls != NULL) {
+		SSL *ssl = tls_client_session_new(srv->pool->tls, srv);
+
+		if (ssl == NULL || conn_tls_connect(up->c, ssl) < 0) {
+			if (ssl != NULL)
+				SSL_free(ssl);
+			conn_free(up->c);
+			free(up);
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
 	conn_setcb(up->c, readcb, drainedcb, eventcb, arg);
 	return up;
@@ -50,11 +64,13 @@ idle_unlink(struct upconn *up)
 }
 
 struct upconn *
-upstream_take_idle(struct worker *w, const struct config_server *srv,
+upstream_take_idle(struct worker *w, const struct config *gen, const struct config_server *srv,
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg)
 {
 	struct upconn *up;
 
+	if (gen != w->cfg)
+		return NULL;
 	/* A connection whose close was read but not yet reported is no use. */
 	while ((up = TAILQ_FIRST(&w->idle[srv->gindex])) != NULL &&
 	       (up->c->eof || up->c->failed))
@@ -107,7 +123,8 @@ upstream_release(struct upconn *up)
 	struct worker *w = up->w;
 	const struct config_server *srv = up->srv;
 
-	if (w->stopping || srv->pool->keepalive_max == 0 || up->c->eof || up->c->failed) {
+	if (w->stopping || up->gen != w->cfg || srv->pool->keepalive_max == 0 ||
+	    up->c->eof || up->c->failed) {
 		upstream_free(up);
 		return;
 	}

@@ -25,8 +25,14 @@ static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		void *arg)
 {
-	(void)l;
-	session_accept(arg, fd, sa, (socklen_t)salen);
+	struct worker *w = arg;
+	size_t i = 0;
+
+	/* Which listener: a worker has few, and this beats an allocation per
+	 * listener to carry its index. */
+	while (i + 1 < w->nlisteners && w->listeners[i] != l)
+		i++;
+	session_accept(w, fd, sa, (socklen_t)salen, i);
 }
 
 /*
@@ -118,6 +124,64 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Switch to the generation main.c handed over. Idle upstream connections
+ * belong to the old one's servers: they are closed, and connections that
+ * sessions of the old generation release later are not parked (upstream.c).
+ */
+static void
+take_next_config(struct worker *w)
+{
+	struct config *next = atomic_exchange(&w->next_cfg, NULL);
+	struct config *old = w->cfg;
+	size_t n;
+
+	if (next == NULL)
+		return;
+	if (w->stopping) {
+		config_unref(next);
+		return;
+	}
+	n = next->nservers ? next->nservers : 1;
+	if (next->limits.max_headers > w->nhdrs) {
+		/* Sessions of either generation parse into it: it only grows. */
+		struct http_header *h = realloc(w->hdrs, next->limits.max_headers * sizeof(*h));
+
+		if (h == NULL)
+			goto nomem;
+		w->hdrs = h;
+		w->nhdrs = next->limits.max_headers;
+	}
+	if (n > (old->nservers ? old->nservers : 1)) {
+		struct upconn_list *idle;
+		unsigned *nidle;
+
+		upstream_close_idle(w);
+		idle = realloc(w->idle, n * sizeof(*idle));
+		if (idle == NULL)
+			goto nomem;
+		w->idle = idle;
+		nidle = realloc(w->nidle, n * sizeof(*nidle));
+		if (nidle == NULL)
+			goto nomem;
+		w->nidle = nidle;
+	} else {
+		upstream_close_idle(w);
+	}
+	for (size_t k = 0; k < n; k++) {
+		TAILQ_INIT(&w->idle[k]);
+		w->nidle[k] = 0;
+	}
+	w->cfg = next;
+	config_unref(old);
+	log_debug("worker %u: new configuration generation", w->id);
+	return;
+nomem:
+	log_error("worker %u: out of memory taking the new configuration; keeping the old one",
+		w->id);
+	config_unref(next);
+}
+
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -126,13 +190,20 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv;
 	char buf[16];
 	ssize_t n;
-	bool force = false;
-	unsigned ms = w->cfg->timeouts.shutdown_ms;
+	bool force = false, stop = false;
+	unsigned ms;
 
 	(void)what;
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		for (ssize_t i = 0; i < n; i++)
+		for (ssize_t i = 0; i < n; i++) {
 			force |= buf[i] == 'f';
+			stop |= buf[i] == 'f' || buf[i] == 's';
+			if (buf[i] == 'r')
+				take_next_config(w);
+		}
+	if (!stop)
+		return;
+	ms = w->cfg->timeouts.shutdown_ms;
 	if (w->stopping) {
 		/* A second signal: do not wait for shutdown_timeout. */
 		if (force)
@@ -218,6 +289,8 @@ worker_free(struct worker *w)
 		event_base_free(w->base);
 	if (w->cfg != NULL)
 		config_unref(w->cfg);
+	if (w->next_cfg != NULL)
+		config_unref(w->next_cfg);
 	free(w);
 }
 
@@ -310,6 +383,19 @@ worker_stop(struct worker *w, bool force)
 {
 	char c = force ? 'f' : 's';
 
+	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+void
+worker_reload(struct worker *w, struct config *cfg)
+{
+	struct config *old = atomic_exchange(&w->next_cfg, config_ref(cfg));
+	char c = 'r';
+
+	/* A generation not taken yet is simply replaced. */
+	if (old != NULL)
+		config_unref(old);
 	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
 		;
 }
