@@ -957,9 +957,24 @@ static enum http_body_result body_fail(struct http_body_state *st, const char *e
 }
 
 /* evbuffer_remove_buffer() takes an int-sized count at most. */
+/*
+ * Small pieces are copied rather than moved: they then share the chain that
+ * holds the rewritten head (which has room to spare), and the whole answer
+ * leaves in one send() of one buffer instead of a sendmsg() of several.
+ */
+#define MOVE_COPY_MAX 1024
+
 static int move_bytes(struct http_body_state *st, struct evbuffer *src, struct evbuffer *dst,
 		size_t n)
 {
+	if (n > 0 && n <= MOVE_COPY_MAX) {
+		char tmp[MOVE_COPY_MAX];
+
+		if (evbuffer_remove(src, tmp, n) != (int)n || evbuffer_add(dst, tmp, n) < 0)
+			return -1;
+		st->moved += n;
+		return 0;
+	}
 	while (n > 0) {
 		size_t part = n > INT_MAX / 2 ? INT_MAX / 2 : n;
 		int got = evbuffer_remove_buffer(src, dst, part);
