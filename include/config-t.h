@@ -89,6 +89,7 @@ struct config_server {
 	struct config_pool *pool;	/* back pointer */
 	char sticky_token[23];		/* cookie value naming it (pool_attach; sticky.h) */
 	char *tls_server_name;		/* overrides the pool's; NULL: the pool's */
+	struct server_rt *rt;		/* runtime state (server.h), set by pool_attach() */
 };
 
 struct config_pool {

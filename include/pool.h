@@ -6,6 +6,7 @@
 #ifndef SLUICE_POOL_H
 #define SLUICE_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
@@ -19,8 +20,15 @@ struct config_server;
  */
 int pool_attach(struct config *cfg) __attribute__((warn_unused_result));
 
-/* A server for a new request, skipping tried ones; NULL when none is left. */
+/*
+ * A server for a new request: usable now, not among tried (indexes), chosen
+ * by the pool's balancer (key: the request's hash key, for hashing
+ * balancers; NULL otherwise). NULL when none is left. Any worker.
+ */
 const struct config_server *pool_pick(struct config_pool *pool, const unsigned *tried,
-		size_t ntried);
+		size_t ntried, const char *key, size_t key_len);
+
+/* Whether any server of pool may get new sessions now. */
+bool pool_any_usable(const struct config_pool *pool);
 
 #endif

@@ -50,6 +50,7 @@ enum session_term {
 	TERM_URI_TOO_LONG,
 	TERM_NOT_IMPLEMENTED,
 	TERM_NO_ROUTE,
+	TERM_NO_SERVER,		/* no server of the pool is usable: 503 */
 	TERM_CONNECT_FAILED,
 	TERM_CONNECT_TIMEOUT,
 	TERM_UPSTREAM_TIMEOUT,
@@ -79,6 +80,7 @@ enum session_timer {
 /* One request and its response; embedded in the session, reset between. */
 struct exchange {
 	bool active;
+	bool server_counted;		/* counted in server->rt->active (server_acquire) */
 	enum session_phase phase;
 	int method;
 	char method_str[16];

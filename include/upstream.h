@@ -22,6 +22,7 @@ struct upconn {
 	const struct config_server *srv;
 	const struct config *gen;	/* srv's generation: parked only if still the worker's */
 	struct conn *c;
+	unsigned epoch;		/* srv's address epoch when connected (server.h) */
 	bool connected;
 	bool reused;		/* taken from the idle cache */
 	bool idle;		/* on w->idle[srv->gindex] */

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "server.h"
 #include "session.h"
 #include "sticky.h"
 #include "tunnel.h"
@@ -493,15 +494,25 @@ forward_try(struct session *s)
 	/* The server a sticky cookie or sid names goes first; if it cannot be
 	 * reached, the retry takes the balancer's choice among the others and
 	 * the client's session moves there. */
-	if (ex->ntried == 0 && ex->sticky_server != NULL)
+	if (ex->ntried == 0 && ex->sticky_server != NULL && server_usable(ex->sticky_server))
 		srv = ex->sticky_server;
 	else
-		srv = pool_pick(ex->route->pool, ex->tried, ex->ntried);
+		srv = pool_pick(ex->route->pool, ex->tried, ex->ntried, NULL, 0);
 	if (srv == NULL) {
+		if (ex->ntried == 0 && !pool_any_usable(ex->route->pool)) {
+			log_warn("s%llu %s: no usable server in pool %s", SID(s),
+				ex->route->pool->name);
+			session_fail(s, 503, TERM_NO_SERVER);
+			return;
+		}
 		session_fail(s, 502, ex->ntried ? ex->last_failure : TERM_CONNECT_FAILED);
 		return;
 	}
 	ex->tried[ex->ntried++] = srv->index;
+	if (ex->server_counted)
+		server_release(ex->server);
+	server_acquire(srv);
+	ex->server_counted = true;
 	ex->server = srv;
 	ex->up = upstream_take_idle(s->w, s->cfg, srv, up_read_cb, up_drained_cb, up_event_cb, s);
 	if (ex->up != NULL) {

@@ -20,6 +20,12 @@ lb_find(const char *name)
 }
 
 int
+lb_eligible(const struct lb_request *req, unsigned i)
+{
+	return req->view[i].weight > 0 && !lb_was_tried(i, req->tried, req->ntried);
+}
+
+int
 lb_was_tried(unsigned i, const unsigned *tried, size_t ntried)
 {
 	for (size_t k = 0; k < ntried; k++)

@@ -31,7 +31,7 @@ rr_destroy(void *state)
 }
 
 static const struct config_server *
-rr_pick(void *state, const unsigned *tried, size_t ntried)
+rr_pick(void *state, const struct lb_request *req)
 {
 	struct rr_state *st = state;
 	const struct config_pool *pool = st->pool;
@@ -39,12 +39,13 @@ rr_pick(void *state, const unsigned *tried, size_t ntried)
 	size_t best = pool->nservers;
 
 	for (size_t i = 0; i < pool->nservers; i++) {
-		/* A server already tried for this request takes no part in the
-		 * round, so a retry does not disturb the others' shares. */
-		if (lb_was_tried((unsigned)i, tried, ntried))
+		/* A server already tried for this request, or not usable now,
+		 * takes no part in the round, so the others' shares stay
+		 * exact; slow start gives a server its ramping weight. */
+		if (!lb_eligible(req, (unsigned)i))
 			continue;
-		st->current[i] += pool->servers[i].weight;
-		total += pool->servers[i].weight;
+		st->current[i] += req->view[i].weight;
+		total += req->view[i].weight;
 		if (best == pool->nservers || st->current[i] > st->current[best])
 			best = i;
 	}

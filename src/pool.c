@@ -1,21 +1,76 @@
 /*
- * Runtime state of pools: the balancer instance and the lock around it.
- * Server health and weights that change at runtime will live here too.
+ * Runtime state of pools: the balancer instance and the lock around it, and
+ * each server's runtime state (server.h): exchanges in progress and the
+ * weight it should get now.
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config-t.h"
 #include "lb.h"
 #include "pool.h"
+#include "server.h"
 #include "sticky.h"
+
+/* A pick's view lives on the stack up to this many servers. */
+#define POOL_VIEW_STACK 64
 
 /* Owned by its config generation (config_pool.rt). */
 struct pool {
 	pthread_mutex_t lock;
 	const struct lb_ops *ops;
 	void *state;
+	struct server_rt *servers;	/* one per config server, by index */
+	size_t nservers;
 };
+
+void
+server_acquire(const struct config_server *srv)
+{
+	atomic_fetch_add_explicit(&srv->rt->active, 1, memory_order_relaxed);
+}
+
+void
+server_release(const struct config_server *srv)
+{
+	atomic_fetch_sub_explicit(&srv->rt->active, 1, memory_order_relaxed);
+}
+
+unsigned
+server_address(const struct config_server *srv, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct server_rt *rt = srv->rt;
+	unsigned epoch;
+
+	pthread_mutex_lock(&rt->addr_lock);
+	memcpy(ss, &rt->addr, sizeof(*ss));
+	*len = rt->addrlen;
+	epoch = atomic_load_explicit(&rt->addr_epoch, memory_order_relaxed);
+	pthread_mutex_unlock(&rt->addr_lock);
+	return epoch;
+}
+
+void
+server_set_address(const struct config_server *srv, const struct sockaddr *sa, socklen_t len)
+{
+	struct server_rt *rt = srv->rt;
+
+	if (len > sizeof(rt->addr))
+		return;
+	pthread_mutex_lock(&rt->addr_lock);
+	memset(&rt->addr, 0, sizeof(rt->addr));
+	memcpy(&rt->addr, sa, len);
+	rt->addrlen = len;
+	atomic_fetch_add_explicit(&rt->addr_epoch, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&rt->addr_lock);
+}
+
+bool
+server_usable(const struct config_server *srv)
+{
+	return atomic_load_explicit(&srv->rt->weight_now, memory_order_relaxed) > 0;
+}
 
 static void
 pool_free(struct pool *p)
@@ -24,6 +79,9 @@ pool_free(struct pool *p)
 		return;
 	if (p->state != NULL)
 		p->ops->destroy(p->state);
+	for (size_t k = 0; p->servers != NULL && k < p->nservers; k++)
+		pthread_mutex_destroy(&p->servers[k].addr_lock);
+	free(p->servers);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -55,6 +113,25 @@ pool_attach(struct config *cfg)
 		if (p == NULL)
 			goto fail;
 		pthread_mutex_init(&p->lock, NULL);
+		p->servers = calloc(cp->nservers ? cp->nservers : 1, sizeof(*p->servers));
+		if (p->servers == NULL) {
+			pool_free(p);
+			goto fail;
+		}
+		p->nservers = cp->nservers;
+		for (size_t k = 0; k < cp->nservers; k++) {
+			struct server_rt *rt = &p->servers[k];
+			const struct config_server *cs = &cp->servers[k];
+
+			atomic_init(&rt->active, 0);
+			atomic_init(&rt->weight_now, cs->weight);
+			atomic_init(&rt->present, true);
+			atomic_init(&rt->addr_epoch, 0);
+			pthread_mutex_init(&rt->addr_lock, NULL);
+			memcpy(&rt->addr, &cs->addr, sizeof(rt->addr));
+			rt->addrlen = cs->addrlen;
+			cp->servers[k].rt = rt;
+		}
 		p->ops = &lb_rr_ops;
 		p->state = p->ops->create(&cfg->pools[i]);
 		if (p->state == NULL) {
@@ -71,13 +148,41 @@ fail:
 }
 
 const struct config_server *
-pool_pick(struct config_pool *pool, const unsigned *tried, size_t ntried)
+pool_pick(struct config_pool *pool, const unsigned *tried, size_t ntried, const char *key,
+		size_t key_len)
 {
 	struct pool *p = pool->rt;
 	const struct config_server *srv;
+	struct lb_view stack[POOL_VIEW_STACK], *view = stack;
+	struct lb_request req = {
+		.tried = tried, .ntried = ntried, .key = key, .key_len = key_len,
+	};
 
+	if (p->nservers > POOL_VIEW_STACK) {
+		view = malloc(p->nservers * sizeof(*view));
+		if (view == NULL)
+			return NULL;
+	}
+	/* A snapshot: counts move under other workers' feet, which a
+	 * balancer's choice tolerates. */
+	for (size_t i = 0; i < p->nservers; i++) {
+		view[i].weight = atomic_load_explicit(&p->servers[i].weight_now, memory_order_relaxed);
+		view[i].active = atomic_load_explicit(&p->servers[i].active, memory_order_relaxed);
+	}
+	req.view = view;
 	pthread_mutex_lock(&p->lock);
-	srv = p->ops->pick(p->state, tried, ntried);
+	srv = p->ops->pick(p->state, &req);
 	pthread_mutex_unlock(&p->lock);
+	if (view != stack)
+		free(view);
 	return srv;
+}
+
+bool
+pool_any_usable(const struct config_pool *pool)
+{
+	for (size_t i = 0; i < pool->nservers; i++)
+		if (server_usable(&pool->servers[i]))
+			return true;
+	return false;
 }

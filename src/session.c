@@ -22,6 +22,7 @@
 #include "forward.h"
 #include "http.h"
 #include "log.h"
+#include "server.h"
 #include "session.h"
 #include "tls.h"
 #include "upstream.h"
@@ -33,6 +34,8 @@
 /* How long a closing connection keeps draining what the client still sends,
  * so that our error answer is not destroyed by a reset. */
 #define SESSION_LINGER_MS 2000
+/* Retry-After of a 503 when no server of the pool is usable. */
+#define SESSION_RETRY_AFTER_S 1
 
 static atomic_uint_fast64_t session_ids;
 
@@ -45,6 +48,7 @@ static const char *const term_names[] = {
 	[TERM_URI_TOO_LONG] = "uri_too_long",
 	[TERM_NOT_IMPLEMENTED] = "not_implemented",
 	[TERM_NO_ROUTE] = "no_route",
+	[TERM_NO_SERVER] = "no_server",
 	[TERM_CONNECT_FAILED] = "connect_failed",
 	[TERM_CONNECT_TIMEOUT] = "connect_timeout",
 	[TERM_UPSTREAM_TIMEOUT] = "upstream_timeout",
@@ -259,6 +263,10 @@ exchange_end(struct session *s, enum session_term term)
 		upstream_free(ex->up);
 		ex->up = NULL;
 	}
+	if (ex->server_counted) {
+		server_release(ex->server);
+		ex->server_counted = false;
+	}
 	session_log(s);
 	ex->active = false;
 }
@@ -373,7 +381,7 @@ send_error(struct session *s, int status, bool close)
 {
 	struct evbuffer *out = s->c->out;
 	const char *reason = http_reason(status);
-	char head[320], sts[64] = "";
+	char head[384], sts[96] = "";
 	int n, blen;
 	unsigned hsts = s->listener->tls != NULL && s->c->ssl != NULL ?
 		tls_server_hsts(s->listener->tls) : 0;
@@ -381,6 +389,11 @@ send_error(struct session *s, int status, bool close)
 	/* Our own answers carry the listener's HSTS policy too. */
 	if (hsts > 0)
 		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
+	/* No usable server: when to come back (a health check interval is
+	 * about that long). */
+	if (status == 503)
+		snprintf(sts + strlen(sts), sizeof(sts) - strlen(sts), "Retry-After: %u\r\n",
+			SESSION_RETRY_AFTER_S);
 	blen = (int)strlen(reason) + 5;		/* "502 " + reason + "\n" */
 	n = snprintf(head, sizeof(head),
 		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n"

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "upstream.h"
 #include "util.h"
+#include "server.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -20,6 +21,8 @@ upstream_connect(struct worker *w, const struct config *gen, const struct config
 		conn_data_cb readcb, conn_data_cb drainedcb, conn_event_cb eventcb, void *arg)
 {
 	struct upconn *up = calloc(1, sizeof(*up));
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 
 	if (up == NULL) {
 		errno = ENOMEM;
@@ -28,7 +31,8 @@ upstream_connect(struct worker *w, const struct config *gen, const struct config
 	up->w = w;
 	up->srv = srv;
 	up->gen = gen;
-	up->c = conn_connect(w->base, (const struct sockaddr *)&srv->addr, srv->addrlen);
+	up->epoch = server_address(srv, &ss, &sslen);
+	up->c = conn_connect(w->base, (const struct sockaddr *)&ss, sslen);
 	if (up->c == NULL) {
 		int err = errno;
 		free(up);
@@ -71,9 +75,11 @@ upstream_take_idle(struct worker *w, const struct config *gen, const struct conf
 
 	if (gen != w->cfg)
 		return NULL;
-	/* A connection whose close was read but not yet reported is no use. */
+	/* A connection whose close was read but not yet reported is no use,
+	 * nor one to an address the server no longer has. */
 	while ((up = TAILQ_FIRST(&w->idle[srv->gindex])) != NULL &&
-	       (up->c->eof || up->c->failed))
+	       (up->c->eof || up->c->failed ||
+		up->epoch != atomic_load_explicit(&srv->rt->addr_epoch, memory_order_relaxed)))
 		upstream_free(up);
 	if (up == NULL)
 		return NULL;

@@ -29,6 +29,30 @@ make_pool(const unsigned *weights, size_t n)
 	return p;
 }
 
+/*
+ * A pick as pool_pick() makes it: every server at its configured weight,
+ * or at down[i] == 1 weight 0 (not usable).
+ */
+static const struct config_server *
+pick_down(void *st, const struct config_pool *p, const unsigned *tried, size_t ntried,
+		const int *down)
+{
+	struct lb_view view[16];
+	struct lb_request req = { .view = view, .tried = tried, .ntried = ntried };
+
+	for (size_t i = 0; i < p->nservers; i++) {
+		view[i].weight = down != NULL && down[i] ? 0 : p->servers[i].weight;
+		view[i].active = 0;
+	}
+	return lb_rr_ops.pick(st, &req);
+}
+
+static const struct config_server *
+pick(void *st, const struct config_pool *p, const unsigned *tried, size_t ntried)
+{
+	return pick_down(st, p, tried, ntried, NULL);
+}
+
 static void
 free_pool(struct config_pool *p)
 {
@@ -50,7 +74,7 @@ test_rr_exact_share_every_cycle(void **state)
 		unsigned count[4] = { 0 };
 
 		for (unsigned k = 0; k < total; k++) {
-			const struct config_server *srv = lb_rr_ops.pick(st, NULL, 0);
+			const struct config_server *srv = pick(st, p, NULL, 0);
 			assert_non_null(srv);
 			count[srv->index]++;
 		}
@@ -77,7 +101,7 @@ test_rr_smooth_order(void **state)
 
 	(void)state;
 	for (int k = 0; k < 700; k++)
-		seq[k] = lb_rr_ops.pick(st, NULL, 0)->index;
+		seq[k] = pick(st, p, NULL, 0)->index;
 	for (int k = 0; k < 700; k++)
 		assert_int_equal(seq[k], expect[k % 7]);
 	for (int k = 0; k + 7 <= 700; k++) {
@@ -104,19 +128,41 @@ test_rr_skips_tried(void **state)
 	for (int k = 0; k < 30; k++) {
 		const struct config_server *a, *b, *c;
 
-		a = lb_rr_ops.pick(st, NULL, 0);
+		a = pick(st, p, NULL, 0);
 		tried[0] = a->index;
-		b = lb_rr_ops.pick(st, tried, 1);
+		b = pick(st, p, tried, 1);
 		assert_non_null(b);
 		assert_int_not_equal(b->index, a->index);
 		tried[1] = b->index;
-		c = lb_rr_ops.pick(st, tried, 2);
+		c = pick(st, p, tried, 2);
 		assert_non_null(c);
 		assert_int_not_equal(c->index, a->index);
 		assert_int_not_equal(c->index, b->index);
 		tried[2] = c->index;
-		assert_null(lb_rr_ops.pick(st, tried, 3));
+		assert_null(pick(st, p, tried, 3));
 	}
+	lb_rr_ops.destroy(st);
+	free_pool(p);
+}
+
+/* A server at weight 0 (down, ejected) gets nothing; the others keep
+ * their exact shares; every server down: no pick. */
+static void
+test_rr_skips_unusable(void **state)
+{
+	const unsigned weights[] = { 2, 1, 1 };
+	const int down[] = { 0, 1, 0 }, all[] = { 1, 1, 1 };
+	struct config_pool *p = make_pool(weights, 3);
+	void *st = lb_rr_ops.create(p);
+	unsigned count[3] = { 0 };
+
+	(void)state;
+	for (int k = 0; k < 300; k++)
+		count[pick_down(st, p, NULL, 0, down)->index]++;
+	assert_int_equal(count[0], 200);
+	assert_int_equal(count[1], 0);
+	assert_int_equal(count[2], 100);
+	assert_null(pick_down(st, p, NULL, 0, all));
 	lb_rr_ops.destroy(st);
 	free_pool(p);
 }
@@ -136,6 +182,7 @@ main(void)
 		cmocka_unit_test(test_rr_exact_share_every_cycle),
 		cmocka_unit_test(test_rr_smooth_order),
 		cmocka_unit_test(test_rr_skips_tried),
+		cmocka_unit_test(test_rr_skips_unusable),
 		cmocka_unit_test(test_lb_find),
 	};
 
