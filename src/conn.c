@@ -183,10 +183,20 @@ conn_free(struct conn *c)
 {
 	if (c == NULL || c->fd < 0)
 		return;
-	/* A close_notify on a clean close: a client session whose SSL is
-	 * freed without it is not resumable. */
-	if (c->ssl != NULL && !c->handshaking && !c->failed)
-		(void)SSL_shutdown(c->ssl);
+	/*
+	 * OpenSSL makes the session of an SSL freed without a close_notify
+	 * sent unresumable. Send one on a clean close; after a transport
+	 * error (a reset once the exchange was over, say) only mark it sent:
+	 * the session is as good as it was. A TLS failure keeps OpenSSL's
+	 * verdict.
+	 */
+	if (c->ssl != NULL && !c->handshaking && c->tls_reason == NULL) {
+		ERR_clear_error();
+		if (!c->failed)
+			(void)SSL_shutdown(c->ssl);
+		else
+			SSL_set_shutdown(c->ssl, SSL_get_shutdown(c->ssl) | SSL_SENT_SHUTDOWN);
+	}
 	event_del(&c->rev);
 	event_del(&c->wev);
 	close(c->fd);

@@ -13,6 +13,10 @@ BENCH_TRACKED=()
 BENCH_TMP=
 # Set by start_* functions: PID of the process just started.
 LAST_PID=
+# sluice's default TLS 1.2 ciphers and TLS 1.3 suites, given to the other
+# proxies so that every target negotiates the same ones.
+TLS_CIPHERS='ECDHE+AESGCM:ECDHE+CHACHA20'
+TLS_CIPHERSUITES='TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256'
 
 bench_log() {
 	printf '%s [bench] %s\n' "$(date +%H:%M:%S)" "$*" >&2
@@ -248,13 +252,15 @@ wait_listen() {
 	return 1
 }
 
-# check_response URL LITERAL: one request must answer 200 with exactly the
-# body LITERAL (backslash escapes as in printf %b), so that a misconfigured
-# proxy answering fast 502s cannot pass for a fast one.
+# check_response URL LITERAL [CAFILE]: one request must answer 200 with
+# exactly the body LITERAL (backslash escapes as in printf %b), so that a
+# misconfigured proxy answering fast 502s cannot pass for a fast one. An
+# https URL is verified against CAFILE.
 check_response() {
-	local url=$1 code
+	local url=$1 code ca=()
+	[ -n "${3:-}" ] && ca=(--cacert "$3")
 	printf '%b' "$2" >"$BENCH_TMP/check.want"
-	code=$(curl -sS --max-time 5 -o "$BENCH_TMP/check.body" -w '%{http_code}' "$url" 2>"$BENCH_TMP/check.err") || {
+	code=$(curl -sS --max-time 5 "${ca[@]}" -o "$BENCH_TMP/check.body" -w '%{http_code}' "$url" 2>"$BENCH_TMP/check.err") || {
 		bench_log "request to $url failed: $(cat "$BENCH_TMP/check.err")"
 		return 1
 	}
@@ -370,11 +376,24 @@ tunnel_fds() {
 # kept and shared.
 
 # start_haproxy DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: one thread, mode
-# http (HAProxy switches a connection to a tunnel on a 101).
+# http (HAProxy switches a connection to a tunnel on a 101). With
+# BENCH_TLS_PEM set (a PEM file holding the certificate and its key), the
+# bind speaks TLS 1.2-1.3 with sluice's default ciphers, ALPN http/1.1, a
+# session cache of 20000 and tickets, as sluice has them by default.
 start_haproxy() {
 	local dir=$1 port=$2 bport=$3 tunnels=${4:-} maxconn=4096
 	# Optional lines of the defaults section, each with its leading newline.
 	local fe_maxconn='' reuse=$'\n\thttp-reuse always' tunnel=''
+	local ssl_global='' bind_ssl='' proto=http
+	if [ -n "${BENCH_TLS_PEM:-}" ]; then
+		ssl_global=$(printf '\n\t%s' \
+			"ssl-default-bind-ciphers $TLS_CIPHERS" \
+			"ssl-default-bind-ciphersuites $TLS_CIPHERSUITES" \
+			"ssl-default-bind-options ssl-min-ver TLSv1.2" \
+			"tune.ssl.cachesize 20000")
+		bind_ssl=" ssl crt $BENCH_TLS_PEM alpn http/1.1"
+		proto=https
+	fi
 	if [ -n "$tunnels" ]; then
 		maxconn=$((tunnels + 1000))
 		fe_maxconn=$'\n\t'"maxconn $maxconn"
@@ -387,7 +406,7 @@ start_haproxy() {
 global
 	nbthread 1
 	maxconn $maxconn
-	pidfile $dir/haproxy.pid
+	pidfile $dir/haproxy.pid$ssl_global
 
 defaults
 	mode http$fe_maxconn
@@ -399,13 +418,15 @@ defaults
 	timeout http-keep-alive 60s
 
 frontend fe
-	bind 127.0.0.1:$port
+	bind 127.0.0.1:$port$bind_ssl
 	default_backend be
 EOF
 		if proxy_headers_on; then
-			cat <<'EOF'
+			cat <<EOF
 	option forwardfor
-	http-request set-header X-Forwarded-Proto http
+	http-request set-header X-Forwarded-Proto $proto
+EOF
+			cat <<'EOF'
 	http-request set-header X-Forwarded-Host %[req.hdr(host)]
 	http-request set-header X-Request-ID %[uuid] unless { req.hdr(x-request-id) -m found }
 EOF
@@ -508,11 +529,16 @@ sluice_bin() {
 # start_sluice DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: workers = 1. For
 # WebSocket, tunnel_idle is left at its default, which TUNNEL_S must equal,
 # so that a binary without WebSocket support still takes the file and can be
-# skipped after its handshake fails.
+# skipped after its handshake fails. With BENCH_TLS_CHAIN and BENCH_TLS_KEY
+# set, the listener has a tls section with that certificate and every other
+# TLS directive at its default.
 start_sluice() {
 	local dir=$1 port=$2 bport=$3 tunnels=${4:-} bin
 	# Optional lines, each with its leading newline.
-	local shutdown='' backlog='' keepalive=$'\n\tkeepalive = 64'
+	local shutdown='' backlog='' keepalive=$'\n\tkeepalive = 64' tls=''
+	if [ -n "${BENCH_TLS_CHAIN:-}" ]; then
+		tls=$(printf '\n\ttls {\n\t\tcertificate "bench" { chain = "%s" key = "%s" }\n\t}' "$BENCH_TLS_CHAIN" "${BENCH_TLS_KEY:?BENCH_TLS_KEY must go with BENCH_TLS_CHAIN}")
+	fi
 	if [ -n "$tunnels" ]; then
 		shutdown=$'\nshutdown_timeout = 2s'
 		backlog=$'\n\tbacklog = 4096'
@@ -525,7 +551,7 @@ workers = 1
 log_level = warn
 access_log = "off"$shutdown
 listener "bench" {
-	address = "127.0.0.1:$port"$backlog
+	address = "127.0.0.1:$port"$backlog$tls
 }
 pool "origin" {$keepalive
 	server "origin" { address = "127.0.0.1:$bport" }
