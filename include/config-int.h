@@ -48,10 +48,18 @@ enum opt_type {
 	OPT_TLS_VERSION,	/* unsigned CONFIG_TLS_1_2 or CONFIG_TLS_1_3 */
 	OPT_REDIRECT,		/* unsigned: off = 0, on = 443, or a port */
 	OPT_SERVER_NAME,	/* char * DNS name, lower case; not an IP address */
+	OPT_RESOLVERS,		/* char * list of IP[:PORT], as written */
+	OPT_FAMILY,		/* enum config_family, written any, ipv4 or ipv6 */
+	OPT_BALANCE,		/* char * balancer name (lb_find), bool lb_ops.keyed at aux */
+	OPT_HASH_KEY,		/* enum config_hash_key, char * name at aux (NULL: client) */
+	OPT_CHECK_TYPE,		/* unsigned enum config_check_type: http, socketio, tcp */
+	OPT_STATUS_RANGE,	/* unsigned low at off, high at aux: "200-399" or "200" */
+	OPT_PERCENT,		/* unsigned percent, bounded: "50%" or "50" */
 };
 
 #define OPT_REQUIRED	0x1	/* no default: the file must set it */
 #define OPT_PRESENT	0x2	/* untitled section: bool at aux is set when the file has it */
+#define OPT_NAME_OK	0x4	/* OPT_ADDRESS: HOST:PORT is accepted too (addrlen 0) */
 
 struct cfg_t;			/* libconfuse's, opaque here */
 struct load;			/* one config_load() in progress, private to config.c */
@@ -233,5 +241,9 @@ int config_check_limits(struct load *ld, struct cfg_t *sec, int line);
 int config_check_listener(struct load *ld, struct cfg_t *sec, int line);
 int config_check_tls(struct load *ld, struct cfg_t *sec, int line);
 int config_check_pool(struct load *ld, struct cfg_t *sec, int line);
+
+/* Check hooks of a pool's health and passive sections (bounds between options). */
+int config_check_health(struct load *ld, struct cfg_t *sec, int line);
+int config_check_passive(struct load *ld, struct cfg_t *sec, int line);
 
 #endif

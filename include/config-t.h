@@ -78,6 +78,14 @@ struct config_listener {
 	struct tls_server *tls;
 };
 
+/* Which records DNS discovery asks for: resolve_family. */
+enum config_family {
+	CONFIG_FAMILY_POOL = 0,		/* a server's when unset: the pool's */
+	CONFIG_FAMILY_ANY,		/* A and AAAA */
+	CONFIG_FAMILY_IPV4,		/* A only */
+	CONFIG_FAMILY_IPV6,		/* AAAA only */
+};
+
 struct config_server {
 	char *name;
 	char *address;
@@ -90,6 +98,63 @@ struct config_server {
 	char sticky_token[23];		/* cookie value naming it (pool_attach; sticky.h) */
 	char *tls_server_name;		/* overrides the pool's; NULL: the pool's */
 	struct server_rt *rt;		/* runtime state (server.h), set by pool_attach() */
+	/*
+	 * DNS discovery (dns.h). A server whose address names a host is loaded
+	 * as max_addresses slots "NAME-1".."NAME-N" with its settings, which
+	 * the answers fill; dns_name is NULL for a fixed address. The three
+	 * settings are as the file sets them on the server while parsing (0:
+	 * the pool's), and the ones that apply once loaded.
+	 */
+	char *dns_name;			/* host to resolve, lower case */
+	unsigned dns_port;		/* port of every address it resolves to */
+	unsigned dns_slot;		/* 1..max_addresses: this slot of the group */
+	unsigned resolve_interval_ms;
+	unsigned max_addresses;
+	enum config_family resolve_family;
+};
+
+/* What a pool's active health check sends (health { type }). */
+enum config_check_type {
+	CONFIG_CHECK_HTTP = 0,		/* a request; the answer's status (and body) decide */
+	CONFIG_CHECK_SOCKETIO,		/* an Engine.IO polling handshake must open a session */
+	CONFIG_CHECK_TCP,		/* a connect (and TLS handshake) is enough */
+};
+
+/* A pool's health { } section: active checks, run by the main thread. */
+struct config_health {
+	unsigned type;			/* enum config_check_type */
+	char *method;			/* http: request method */
+	char *path;			/* request target; default by type (config.c) */
+	char *host;			/* Host field; NULL: the server's TLS name or address */
+	unsigned status_min;		/* http: status range that passes */
+	unsigned status_max;
+	char *body;			/* http: text the body must contain; NULL: any */
+	unsigned interval_ms;		/* between two checks of a server */
+	unsigned timeout_ms;		/* connect to verdict, at most interval */
+	unsigned rise;			/* passes in a row that bring a server up */
+	unsigned fall;			/* failures in a row that take it down */
+	unsigned jitter_pct;		/* each interval drawn within +-this percent */
+	unsigned flap_changes;		/* up/down changes within flap_window that hold it down; 0: never */
+	unsigned flap_window_ms;
+	unsigned flap_hold_ms;		/* first hold; each next one doubles ... */
+	unsigned flap_hold_max_ms;	/* ... up to this */
+};
+
+/* A pool's passive { } section: ejection on what real traffic meets. */
+struct config_passive {
+	unsigned connect_failures;	/* failed connects in a row that eject; 0: never */
+	unsigned status_5xx;		/* 5xx answers in a row that eject; 0: never */
+	unsigned base_ejection_ms;	/* an ejection lasts this times the ejections in a row */
+	unsigned max_ejection_ms;	/* ... at most this */
+	unsigned max_ejected_pct;	/* share of the pool that may be ejected at once */
+};
+
+/* What a pool with a keyed balancer (balance = hash) hashes: hash_key. */
+enum config_hash_key {
+	CONFIG_HASH_CLIENT = 0,		/* the client's IP address, without port */
+	CONFIG_HASH_HEADER,		/* a request header's value */
+	CONFIG_HASH_COOKIE,		/* a cookie's value */
+	CONFIG_HASH_QUERY,		/* a query parameter's raw value */
 };
 
 struct config_pool {
@@ -98,8 +163,20 @@ struct config_pool {
 	size_t nservers;
 	unsigned retries;		/* further servers tried after a failed connect */
 	unsigned keepalive_max;		/* idle upstream connections per server and worker */
+	char *balance;			/* the balancer's name (lb_find), "roundrobin" by default */
+	bool keyed;			/* it reads a hash key (lb_ops.keyed): extract one */
+	enum config_hash_key hash_key;	/* what the key is */
+	char *hash_key_name;		/* header, cookie or parameter name; NULL for client */
+	bool health_on;			/* the file has a health { } section here */
+	struct config_health health;
+	struct config_passive passive;
+	unsigned slow_start_ms;		/* weight ramp after a server comes back; 0: off */
 	unsigned index;			/* position among the generation's pools */
 	struct pool *rt;		/* runtime state (balancer), set by pool_attach() */
+	/* DNS discovery defaults of its servers that name a host. */
+	unsigned resolve_interval_ms;
+	unsigned max_addresses;
+	enum config_family resolve_family;
 	/* TLS to the servers (tls = on). */
 	bool tls_on;
 	bool tls_verify;		/* check the server's certificate and name */
@@ -163,6 +240,9 @@ struct config {
 	unsigned char *sticky_key;
 	size_t sticky_key_len;
 	bool sticky_key_random;
+	/* DNS servers that discovery asks ("IP[:PORT]" separated by spaces or
+	 * commas, as written); NULL: those of /etc/resolv.conf. */
+	char *resolvers;
 	/* Called by the last config_unref() before anything is freed, to
 	 * release runtime state attached to the generation (pool_detach). */
 	void (*on_free)(struct config *cfg);

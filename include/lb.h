@@ -6,7 +6,9 @@
 #ifndef SLUICE_LB_H
 #define SLUICE_LB_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config_pool;
 struct config_server;
@@ -32,6 +34,9 @@ struct lb_request {
 
 struct lb_ops {
 	const char *name;
+	/* Whether pick reads req->key: only then do callers extract one
+	 * from the request (lb_key.h), so other pools pay nothing for it. */
+	bool keyed;
 	/* State for pool; NULL on allocation failure. */
 	void *(*create)(const struct config_pool *pool);
 	void (*destroy)(void *state);
@@ -42,7 +47,10 @@ struct lb_ops {
 	const struct config_server *(*pick)(void *state, const struct lb_request *req);
 };
 
-extern const struct lb_ops lb_rr_ops;
+extern const struct lb_ops lb_rr_ops;		/* lb_rr.c: "roundrobin" */
+extern const struct lb_ops lb_leastconn_ops;	/* lb_leastconn.c: "leastconn" */
+extern const struct lb_ops lb_hash_ops;		/* lb_hash.c: "hash" */
+extern const struct lb_ops lb_random2_ops;	/* lb_random2.c: "random2" */
 
 /* The balancer called name, or NULL. */
 const struct lb_ops *lb_find(const char *name);
@@ -52,5 +60,26 @@ int lb_was_tried(unsigned i, const unsigned *tried, size_t ntried);
 
 /* Whether server index i may be picked for req: weight above 0, not tried. */
 int lb_eligible(const struct lb_request *req, unsigned i);
+
+/*
+ * Whether server i carries less load than server j for its weight:
+ * active_i / weight_i < active_j / weight_j, compared exactly. Both weights
+ * must be above 0.
+ */
+static inline bool
+lb_less_loaded(const struct lb_view *i, const struct lb_view *j)
+{
+	return (uint64_t)i->active * j->weight < (uint64_t)j->active * i->weight;
+}
+
+/*
+ * A 64-bit hash of len bytes, different for each seed. Stable across runs,
+ * builds and byte orders of the same width: consistent hashing depends on
+ * it, and so do keys shared by replicas.
+ */
+uint64_t lb_hash64(const void *data, size_t len, uint64_t seed);
+
+/* Mix x into 64 well-spread bits (a bijection). */
+uint64_t lb_mix64(uint64_t x);
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 struct config_server;
+struct server_health;
 
 struct server_rt {
 	/* Exchanges and WebSocket tunnels on the server now (all workers). */
@@ -41,6 +42,14 @@ struct server_rt {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	atomic_uint addr_epoch;
+	/*
+	 * The server's health, kept by pool and server name across reloads
+	 * and shared with the other generations' server_rt of that name
+	 * (health.h): passive failure counts, ejection, verdicts, counters.
+	 * Set by the main thread before the generation is shared; NULL only
+	 * before that.
+	 */
+	struct server_health *health;
 };
 
 /* Copy srv's current address; returns its epoch. Any thread. */
@@ -50,6 +59,14 @@ unsigned server_address(const struct config_server *srv, struct sockaddr_storage
 /* Give srv a new address (DNS discovery). Main thread. */
 void server_set_address(const struct config_server *srv, const struct sockaddr *sa,
 		socklen_t len);
+
+/*
+ * Recompute srv's weight_now from what is known of it now (present,
+ * health, slow start: health_refresh_weight()); call it after changing
+ * any of those. Main thread, or pool_attach() before the generation is
+ * shared.
+ */
+void server_refresh_weight(const struct config_server *srv);
 
 /* Count an exchange (or tunnel) on srv, and its end. Any thread. */
 void server_acquire(const struct config_server *srv);

@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 
 #include "http.h"
+#include "lb_key.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -127,6 +128,11 @@ struct exchange {
 	double connect_ms;
 	double first_byte_ms;
 	bool have_first_byte;
+	/* The request's key for a keyed balancer (balance = hash); 0: none.
+	 * Last, so that resetting an exchange stops before the buffer: it is
+	 * only read up to hash_key_len, which the reset clears. */
+	size_t hash_key_len;
+	char hash_key[LB_KEY_MAX];
 };
 
 /* Owned by its worker (worker.sessions); freed through worker_defer_free. */

@@ -4,6 +4,7 @@
  * builds the immutable struct config and shares it by reference. Only this
  * file includes <confuse.h>; it opens no socket or file the config names.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -405,6 +406,24 @@ config_check_listener(struct load *ld, cfg_t *sec, int line)
 	return 0;
 }
 
+/* A hash_key that the pool's balancer would ignore is a mistake. */
+static int
+check_pool_balance(struct load *ld, cfg_t *sec, const struct section_def *sd)
+{
+	const char *balance = opt_text(sec, config_table_opt(sd, "balance"));
+	unsigned long long keyed;
+	int at;
+
+	if (opt_number(sec, sd, "balance", &keyed) < 0)
+		return 0;	/* on_option has reported it */
+	if (!keyed && (at = opt_line(ld, sec, "hash_key")) != 0) {
+		load_error(ld, at, sec, "hash_key is set but balance = %s (only hash uses it)",
+			balance);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_check_pool(struct load *ld, cfg_t *sec, int line)
 {
@@ -433,6 +452,117 @@ config_check_pool(struct load *ld, cfg_t *sec, int line)
 	}
 	if (cfg_getstr(sec, "tls_key") != NULL && cfg_getstr(sec, "tls_cert") == NULL) {
 		load_error(ld, where(ld, sec, "tls_key"), sec, "tls_key is set without tls_cert");
+		return -1;
+	}
+	return check_pool_balance(ld, sec, sd);
+}
+
+/* An HTTP method: a token (RFC 9110 9.1), sent as written. */
+static bool
+method_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && strchr("!#$%&'*+-.^_`|~", s[n]) == NULL)
+			return false;
+	return n >= 1 && n <= 32;
+}
+
+/* A request target in origin-form: "/", then printable ASCII without spaces or '#'. */
+static bool
+target_ok(const char *s)
+{
+	if (s[0] != '/')
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || *s == '#')
+			return false;
+	return true;
+}
+
+int
+config_check_health(struct load *ld, cfg_t *sec, int line)
+{
+	/* What each check type does not use: setting it is a mistake. */
+	static const char *const unused_tcp[] = { "method", "path", "host", "status", "body" };
+	static const char *const unused_sio[] = { "method", "status", "body" };
+	const struct section_def *sd = config_table_section("health");
+	unsigned long long type, interval, timeout, hold, hold_max;
+	const char *method = opt_text(sec, config_table_opt(sd, "method"));
+	const char *path = cfg_getstr(sec, "path"), *host = cfg_getstr(sec, "host");
+	int at;
+
+	(void)line;
+	if (opt_number(sec, sd, "type", &type) < 0 || opt_number(sec, sd, "interval", &interval) < 0 ||
+	    opt_number(sec, sd, "timeout", &timeout) < 0 ||
+	    opt_number(sec, sd, "flap_hold", &hold) < 0 ||
+	    opt_number(sec, sd, "flap_hold_max", &hold_max) < 0)
+		return 0;	/* on_option has reported it */
+	for (size_t i = 0; type == CONFIG_CHECK_TCP && i < ARRAY_LEN(unused_tcp); i++)
+		if ((at = opt_line(ld, sec, unused_tcp[i])) != 0) {
+			load_error(ld, at, sec, "%s is set but type = tcp (a connect is the check)",
+				unused_tcp[i]);
+			return -1;
+		}
+	for (size_t i = 0; type == CONFIG_CHECK_SOCKETIO && i < ARRAY_LEN(unused_sio); i++)
+		if ((at = opt_line(ld, sec, unused_sio[i])) != 0) {
+			load_error(ld, at, sec, "%s is set but type = socketio (which sends GET and "
+				"expects 200 and an Engine.IO open packet)", unused_sio[i]);
+			return -1;
+		}
+	if (method != NULL && !method_ok(method)) {
+		load_error(ld, where(ld, sec, "method"), sec,
+			"invalid method \"%s\" (expected a token such as GET or HEAD)", method);
+		return -1;
+	}
+	if (path != NULL && !target_ok(path)) {
+		load_error(ld, where(ld, sec, "path"), sec,
+			"invalid path \"%s\" (expected \"/\" and more, without spaces or \"#\")", path);
+		return -1;
+	}
+	if (host != NULL && strpbrk(host, " \t/?#@") != NULL) {
+		load_error(ld, where(ld, sec, "host"), sec,
+			"invalid host \"%s\" (expected a host name or HOST:PORT)", host);
+		return -1;
+	}
+	if (cfg_getstr(sec, "body") != NULL && method != NULL && strcmp(method, "HEAD") == 0) {
+		load_error(ld, where(ld, sec, "body"), sec,
+			"body is set but method = HEAD (an answer to HEAD has no body)");
+		return -1;
+	}
+	if (timeout > interval) {
+		load_error(ld, where(ld, sec, opt_line(ld, sec, "timeout") ? "timeout" : "interval"),
+			sec, "timeout (%s) is longer than interval (%s)",
+			opt_text(sec, config_table_opt(sd, "timeout")),
+			opt_text(sec, config_table_opt(sd, "interval")));
+		return -1;
+	}
+	if (hold > hold_max) {
+		load_error(ld, where(ld, sec, opt_line(ld, sec, "flap_hold_max") ? "flap_hold_max" :
+			"flap_hold"), sec, "flap_hold (%s) is longer than flap_hold_max (%s)",
+			opt_text(sec, config_table_opt(sd, "flap_hold")),
+			opt_text(sec, config_table_opt(sd, "flap_hold_max")));
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_check_passive(struct load *ld, cfg_t *sec, int line)
+{
+	const struct section_def *sd = config_table_section("passive");
+	unsigned long long base, max;
+
+	(void)line;
+	if (opt_number(sec, sd, "base_ejection", &base) < 0 ||
+	    opt_number(sec, sd, "max_ejection", &max) < 0)
+		return 0;	/* on_option has reported it */
+	if (base > max) {
+		load_error(ld, where(ld, sec, opt_line(ld, sec, "max_ejection") ? "max_ejection" :
+			"base_ejection"), sec, "base_ejection (%s) is longer than max_ejection (%s)",
+			opt_text(sec, config_table_opt(sd, "base_ejection")),
+			opt_text(sec, config_table_opt(sd, "max_ejection")));
 		return -1;
 	}
 	return 0;
@@ -545,6 +675,135 @@ link_listeners(struct load *ld, struct config *cfg)
 	return 0;
 }
 
+/* Whether another server of pool p than skip is called name. */
+static bool
+pool_has_server(const struct config_pool *p, size_t skip, const char *name)
+{
+	for (size_t j = 0; j < p->nservers; j++)
+		if (j != skip && strcmp(p->servers[j].name, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Check a server of pool p as written, at index j of section sec: the DNS
+ * discovery directives go with a host name only, and the names of its slots
+ * must fit and be free.
+ */
+static int
+check_named(struct load *ld, cfg_t *sec, const struct config_pool *p, size_t j)
+{
+	static const char *const dns_only[] = {
+		"resolve_interval", "max_addresses", "resolve_family",
+	};
+	const struct config_server *cs = &p->servers[j];
+	unsigned n = cs->max_addresses ? cs->max_addresses : p->max_addresses;
+	char slot[MAX_NAME_LEN + 16];
+	int at;
+
+	if (cs->addrlen != 0) {
+		for (size_t i = 0; i < ARRAY_LEN(dns_only); i++)
+			if ((at = opt_line(ld, sec, dns_only[i])) != 0) {
+				load_error(ld, at, sec, "%s is set but the address is not a host name",
+					dns_only[i]);
+				return -1;
+			}
+		return 0;
+	}
+	snprintf(slot, sizeof(slot), "%s-%u", cs->name, n);
+	if (strlen(slot) > MAX_NAME_LEN) {
+		load_error(ld, sec_line(ld, sec), sec, "name too long for the names of its "
+			"addresses (\"%s\" is over %d characters)", slot, MAX_NAME_LEN);
+		return -1;
+	}
+	for (unsigned k = 1; k <= n; k++) {
+		snprintf(slot, sizeof(slot), "%s-%u", cs->name, k);
+		if (pool_has_server(p, j, slot)) {
+			load_error(ld, sec_line(ld, sec), sec, "its addresses are named %s-1 to %s-%u, "
+				"and server \"%s\" exists", cs->name, cs->name, n, slot);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A server whose address names a host becomes max_addresses slots in its
+ * place, "NAME-1" to "NAME-N", with its settings and no address: DNS
+ * discovery (dns.c) fills them at run time. Fixed slots keep every index
+ * stable while answers change, which the balancers, the per-worker idle
+ * lists and the sticky tokens rely on.
+ */
+static int
+expand_named(struct load *ld, struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npools; i++) {
+		struct config_pool *p = &cfg->pools[i];
+		cfg_t *psec = cfg_getnsec(ld->root, "pool", (unsigned)i);
+		struct config_server *out;
+		size_t n = 0, o = 0;
+
+		for (size_t j = 0; j < p->nservers; j++) {
+			const struct config_server *cs = &p->servers[j];
+
+			if (check_named(ld, cfg_getnsec(psec, "server", (unsigned)j), p, j) < 0)
+				return -1;
+			n += cs->addrlen != 0 ? 1 : (cs->max_addresses ? cs->max_addresses : p->max_addresses);
+		}
+		if (n == p->nservers)
+			continue;
+		out = xcalloc(n, sizeof(*out));
+		for (size_t j = 0; j < p->nservers; j++) {
+			struct config_server *cs = &p->servers[j];
+			const char *colon;
+
+			if (cs->addrlen != 0) {
+				out[o++] = *cs;
+				continue;
+			}
+			if (cs->max_addresses == 0)
+				cs->max_addresses = p->max_addresses;
+			if (cs->resolve_interval_ms == 0)
+				cs->resolve_interval_ms = p->resolve_interval_ms;
+			if (cs->resolve_family == CONFIG_FAMILY_POOL)
+				cs->resolve_family = p->resolve_family;
+			/* The value was checked as HOST:PORT. */
+			colon = strrchr(cs->address, ':');
+			cs->dns_port = (unsigned)strtoul(colon + 1, NULL, 10);
+			cs->dns_name = xstrndup(cs->address, (size_t)(colon - cs->address));
+			for (char *c = cs->dns_name; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+			/* Without a name to check, TLS would verify the IP
+			 * address, which a discovered server's certificate
+			 * is unlikely to hold; the host name is what it was
+			 * reached by. */
+			if (p->tls_on && cs->tls_server_name == NULL && p->tls_server_name == NULL)
+				cs->tls_server_name = xstrdup(cs->dns_name);
+			for (unsigned k = 1; k <= cs->max_addresses; k++) {
+				struct config_server *slot = &out[o++];
+				char name[MAX_NAME_LEN + 16];
+
+				*slot = *cs;
+				snprintf(name, sizeof(name), "%s-%u", cs->name, k);
+				slot->name = xstrdup(name);
+				slot->address = xstrdup(cs->address);
+				slot->dns_name = xstrdup(cs->dns_name);
+				slot->tls_server_name = cs->tls_server_name != NULL ?
+					xstrdup(cs->tls_server_name) : NULL;
+				slot->dns_slot = k;
+			}
+			free(cs->name);
+			free(cs->address);
+			free(cs->dns_name);
+			free(cs->tls_server_name);
+		}
+		free(p->servers);
+		p->servers = out;
+		p->nservers = n;
+	}
+	return 0;
+}
+
 static void
 link_pools(struct config *cfg)
 {
@@ -554,6 +813,10 @@ link_pools(struct config *cfg)
 		struct config_pool *p = &cfg->pools[i];
 
 		p->index = (unsigned)i;
+		/* The check's default target depends on its type. */
+		if (p->health_on && p->health.path == NULL)
+			p->health.path = xstrdup(p->health.type == CONFIG_CHECK_SOCKETIO ?
+				"/socket.io/" : "/");
 		for (size_t j = 0; j < p->nservers; j++) {
 			p->servers[j].index = (unsigned)j;
 			p->servers[j].gindex = gindex++;
@@ -741,6 +1004,7 @@ config_destroy(struct config *cfg)
 			free(p->servers[j].name);
 			free(p->servers[j].address);
 			free(p->servers[j].tls_server_name);
+			free(p->servers[j].dns_name);
 		}
 		free(p->servers);
 		free(p->name);
@@ -748,6 +1012,12 @@ config_destroy(struct config *cfg)
 		free(p->tls_server_name);
 		free(p->tls_cert);
 		free(p->tls_key);
+		free(p->balance);
+		free(p->hash_key_name);
+		free(p->health.method);
+		free(p->health.path);
+		free(p->health.host);
+		free(p->health.body);
 	}
 	free(cfg->pools);
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -762,6 +1032,7 @@ config_destroy(struct config *cfg)
 		explicit_bzero(cfg->sticky_key, cfg->sticky_key_len);
 	free(cfg->sticky_key);
 	free(cfg->access_log);
+	free(cfg->resolvers);
 	free(cfg->file);
 	free(cfg);
 }
@@ -777,7 +1048,8 @@ build(struct load *ld)
 	    build_section(ld, ld->root, &config_table_root, cfg) < 0 ||
 	    link_listeners(ld, cfg) < 0 ||
 	    link_routes(ld, cfg) < 0 ||
-	    fill_sticky_key(ld, cfg) < 0) {
+	    fill_sticky_key(ld, cfg) < 0 ||
+	    expand_named(ld, cfg) < 0) {
 		config_destroy(cfg);
 		return NULL;
 	}

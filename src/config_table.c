@@ -38,6 +38,13 @@ static const char *const type_names[] = {
 	[OPT_TLS_VERSION] = "TLS version",
 	[OPT_REDIRECT] = "redirect",
 	[OPT_SERVER_NAME] = "server name",
+	[OPT_RESOLVERS] = "address list",
+	[OPT_FAMILY] = "address family",
+	[OPT_BALANCE] = "balancer",
+	[OPT_HASH_KEY] = "hash key",
+	[OPT_CHECK_TYPE] = "check type",
+	[OPT_STATUS_RANGE] = "status range",
+	[OPT_PERCENT] = "percentage",
 };
 
 static unsigned long long default_workers(void);
@@ -177,17 +184,27 @@ static const struct section_def listener_section = {
 };
 
 static const struct opt_def server_opts[] = {
-	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED,
+	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_REQUIRED | OPT_NAME_OK,
 	  .off = offsetof(struct config_server, address),
 	  .aux = offsetof(struct config_server, addr),
 	  .aux2 = offsetof(struct config_server, addrlen),
-	  .help = "IP:port of the server; host names are not accepted" },
+	  .help = "IP:port of the server, or HOST:port to find its addresses through DNS" },
 	{ .name = "weight", .type = OPT_UINT, .def = "1", .min = 1, .max = 1000,
 	  .off = offsetof(struct config_server, weight),
 	  .help = "share of the pool's requests, relative to the other servers" },
 	{ .name = "tls_server_name", .type = OPT_SERVER_NAME,
 	  .off = offsetof(struct config_server, tls_server_name),
 	  .help = "this server's TLS name, in place of the pool's tls_server_name" },
+	/* No defaults: unset, the pool's apply (config.c, expand_named). */
+	{ .name = "resolve_interval", .type = OPT_DURATION, .min = 100, .max = 3600 * 1000,
+	  .off = offsetof(struct config_server, resolve_interval_ms),
+	  .help = "this server's resolve_interval, in place of the pool's" },
+	{ .name = "max_addresses", .type = OPT_UINT, .min = 1, .max = 64,
+	  .off = offsetof(struct config_server, max_addresses),
+	  .help = "this server's max_addresses, in place of the pool's" },
+	{ .name = "resolve_family", .type = OPT_FAMILY,
+	  .off = offsetof(struct config_server, resolve_family),
+	  .help = "this server's resolve_family, in place of the pool's" },
 };
 
 static const struct section_def server_section = {
@@ -197,6 +214,87 @@ static const struct section_def server_section = {
 	.opts = server_opts, .nopts = ARRAY_LEN(server_opts),
 };
 
+#define HEALTH_FIELD(f) offsetof(struct config_health, f)
+
+static const struct opt_def health_opts[] = {
+	{ .name = "type", .type = OPT_CHECK_TYPE, .def = "http",
+	  .off = HEALTH_FIELD(type),
+	  .help = "http (a request and its status), socketio (an Engine.IO handshake) or tcp (a connect)" },
+	{ .name = "method", .type = OPT_STRING, .def = "GET",
+	  .off = HEALTH_FIELD(method),
+	  .help = "method of the http check's request" },
+	/* No default here: it depends on the type (config.c fills it in). */
+	{ .name = "path", .type = OPT_STRING,
+	  .off = HEALTH_FIELD(path),
+	  .help = "target of the check's request; default: \"/\" (http), \"/socket.io/\" (socketio)" },
+	{ .name = "host", .type = OPT_STRING,
+	  .off = HEALTH_FIELD(host),
+	  .help = "Host of the check's request; default: the server's TLS name, else its address" },
+	{ .name = "status", .type = OPT_STATUS_RANGE, .def = "200-399",
+	  .off = HEALTH_FIELD(status_min), .aux = HEALTH_FIELD(status_max),
+	  .help = "statuses that pass the http check: one, or a range such as 200-399" },
+	{ .name = "body", .type = OPT_STRING,
+	  .off = HEALTH_FIELD(body),
+	  .help = "text the answer's body must contain to pass (first 64k); default: any body" },
+	{ .name = "interval", .type = OPT_DURATION, .def = "2s", .min = 100, .max = 3600 * 1000,
+	  .off = HEALTH_FIELD(interval_ms),
+	  .help = "time between two checks of a server" },
+	{ .name = "timeout", .type = OPT_DURATION, .def = "1s", .min = 10, .max = 60 * 1000,
+	  .off = HEALTH_FIELD(timeout_ms),
+	  .help = "a check without a verdict after this fails; at most interval" },
+	{ .name = "rise", .type = OPT_UINT, .def = "2", .min = 1, .max = 100,
+	  .off = HEALTH_FIELD(rise),
+	  .help = "passed checks in a row that bring a down server back" },
+	{ .name = "fall", .type = OPT_UINT, .def = "3", .min = 1, .max = 100,
+	  .off = HEALTH_FIELD(fall),
+	  .help = "failed checks in a row that take a server down" },
+	{ .name = "jitter", .type = OPT_PERCENT, .def = "10%", .min = 0, .max = 50,
+	  .off = HEALTH_FIELD(jitter_pct),
+	  .help = "each interval is drawn at random within this much of it, so checks do not bunch up" },
+	{ .name = "flap_changes", .type = OPT_UINT, .def = "4", .min = 0, .max = 64,
+	  .off = HEALTH_FIELD(flap_changes),
+	  .help = "up/down changes within flap_window that make a server flapping; 0 = never" },
+	{ .name = "flap_window", .type = OPT_DURATION, .def = "60s", .min = 1000, .max = MS_PER_DAY,
+	  .off = HEALTH_FIELD(flap_window_ms),
+	  .help = "the time over which flap_changes are counted" },
+	{ .name = "flap_hold", .type = OPT_DURATION, .def = "10s", .min = 100, .max = MS_PER_DAY,
+	  .off = HEALTH_FIELD(flap_hold_ms),
+	  .help = "a flapping server is held down this long, whatever its checks say" },
+	{ .name = "flap_hold_max", .type = OPT_DURATION, .def = "5m", .min = 100, .max = MS_PER_DAY,
+	  .off = HEALTH_FIELD(flap_hold_max_ms),
+	  .help = "each hold doubles the next one up to this; a server quiet this long starts over" },
+};
+
+static const struct section_def health_section = {
+	.name = "health", .path = "pool.health",
+	.opts = health_opts, .nopts = ARRAY_LEN(health_opts), .check = config_check_health,
+};
+
+#define PASSIVE_FIELD(f) offsetof(struct config_passive, f)
+
+static const struct opt_def passive_opts[] = {
+	{ .name = "connect_failures", .type = OPT_UINT, .def = "3", .min = 0, .max = 1000,
+	  .off = PASSIVE_FIELD(connect_failures),
+	  .help = "refused or timed-out connects in a row that eject a server; 0 = never" },
+	{ .name = "status_5xx", .type = OPT_UINT, .def = "0", .min = 0, .max = 1000,
+	  .off = PASSIVE_FIELD(status_5xx),
+	  .help = "5xx answers in a row (504 for no answer in time too) that eject a server; 0 = never" },
+	{ .name = "base_ejection", .type = OPT_DURATION, .def = "10s", .min = 100, .max = MS_PER_DAY,
+	  .off = PASSIVE_FIELD(base_ejection_ms),
+	  .help = "an ejection lasts this times the number of ejections in a row" },
+	{ .name = "max_ejection", .type = OPT_DURATION, .def = "5m", .min = 100, .max = MS_PER_DAY,
+	  .off = PASSIVE_FIELD(max_ejection_ms),
+	  .help = "the longest ejection; a server in service this long starts over at base_ejection" },
+	{ .name = "max_ejected", .type = OPT_PERCENT, .def = "50%", .min = 0, .max = 100,
+	  .off = PASSIVE_FIELD(max_ejected_pct),
+	  .help = "most of the pool's servers ejected at once (rounded down)" },
+};
+
+static const struct section_def passive_section = {
+	.name = "passive", .path = "pool.passive",
+	.opts = passive_opts, .nopts = ARRAY_LEN(passive_opts), .check = config_check_passive,
+};
+
 static const struct opt_def pool_opts[] = {
 	{ .name = "retries", .type = OPT_UINT, .def = "2", .min = 0, .max = 100,
 	  .off = offsetof(struct config_pool, retries),
@@ -204,6 +302,14 @@ static const struct opt_def pool_opts[] = {
 	{ .name = "keepalive", .type = OPT_UINT, .def = "32", .min = 0, .max = 10000,
 	  .off = offsetof(struct config_pool, keepalive_max),
 	  .help = "idle upstream connections kept per server and worker; 0 = none" },
+	{ .name = "balance", .type = OPT_BALANCE, .def = "roundrobin",
+	  .off = offsetof(struct config_pool, balance),
+	  .aux = offsetof(struct config_pool, keyed),
+	  .help = "how a server is chosen: roundrobin, leastconn, hash or random2" },
+	{ .name = "hash_key", .type = OPT_HASH_KEY, .def = "client",
+	  .off = offsetof(struct config_pool, hash_key),
+	  .aux = offsetof(struct config_pool, hash_key_name),
+	  .help = "what balance = hash hashes: client, \"header:NAME\", \"cookie:NAME\" or \"query:NAME\"" },
 	{ .name = "tls", .type = OPT_BOOL, .def = "off",
 	  .off = offsetof(struct config_pool, tls_on),
 	  .help = "connect to the servers with TLS" },
@@ -222,6 +328,25 @@ static const struct opt_def pool_opts[] = {
 	{ .name = "tls_key", .type = OPT_FILE,
 	  .off = offsetof(struct config_pool, tls_key),
 	  .help = "the client certificate's private key (PEM); default: the tls_cert file" },
+	{ .name = "resolve_interval", .type = OPT_DURATION, .def = "5s", .min = 100, .max = 3600 * 1000,
+	  .off = offsetof(struct config_pool, resolve_interval_ms),
+	  .help = "how often the host name of a server is resolved again (DNS discovery)" },
+	{ .name = "max_addresses", .type = OPT_UINT, .def = "8", .min = 1, .max = 64,
+	  .off = offsetof(struct config_pool, max_addresses),
+	  .help = "slots of a server that names a host: the most addresses it takes at once" },
+	{ .name = "resolve_family", .type = OPT_FAMILY, .def = "any",
+	  .off = offsetof(struct config_pool, resolve_family),
+	  .help = "records a host name is resolved to: any (A and AAAA), ipv4 (A) or ipv6 (AAAA)" },
+	{ .name = "slow_start", .type = OPT_DURATION, .def = "0s", .min = 0, .max = 3600 * 1000,
+	  .off = offsetof(struct config_pool, slow_start_ms),
+	  .help = "a server back in service ramps from a tenth of its weight to all of it over this; 0s = off" },
+	{ .name = "health", .type = OPT_SECTION, .flags = OPT_PRESENT, .sub = &health_section,
+	  .off = offsetof(struct config_pool, health),
+	  .aux = offsetof(struct config_pool, health_on),
+	  .help = "active health checks of the pool's servers; without it, none" },
+	{ .name = "passive", .type = OPT_SECTION, .sub = &passive_section,
+	  .off = offsetof(struct config_pool, passive),
+	  .help = "ejection of servers on errors that real requests meet" },
 	{ .name = "server", .type = OPT_SECTION, .min = 1, .sub = &server_section,
 	  .off = offsetof(struct config_pool, servers),
 	  .aux = offsetof(struct config_pool, nservers),
@@ -281,6 +406,9 @@ static const struct opt_def root_opts[] = {
 	{ .name = "sticky_key", .type = OPT_SECRET, .min = 16, .max = 1024,
 	  .off = offsetof(struct config, sticky_key), .aux = offsetof(struct config, sticky_key_len),
 	  .help = "HMAC key that signs sticky cookies, 16 to 1024 bytes; a secret, best set from ${VAR}" },
+	{ .name = "resolvers", .type = OPT_RESOLVERS,
+	  .off = offsetof(struct config, resolvers),
+	  .help = "DNS servers that discovery asks, \"IP[:PORT] ...\"; default: those of /etc/resolv.conf" },
 	{ .name = "listener", .type = OPT_SECTION, .min = 1, .sub = &listener_section,
 	  .off = offsetof(struct config, listeners), .aux = offsetof(struct config, nlisteners),
 	  .help = "a listening socket; one or more" },
@@ -305,7 +433,7 @@ const struct section_def config_table_root = {
 
 static const struct section_def *const all_sections[] = {
 	&config_table_root, &listener_section, &tls_section, &certificate_section,
-	&pool_section, &server_section, &route_section, &timeouts_section, &config_table_limits,
+	&pool_section, &server_section, &health_section, &passive_section, &route_section, &timeouts_section, &config_table_limits,
 };
 
 static unsigned long long

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "config-int.h"
+#include "lb.h"
 
 #define MAX_COOKIE_NAME	64
 
@@ -24,6 +25,12 @@ static const char *const log_level_names[] = {
 	[CONFIG_LOG_WARN] = "warn",
 	[CONFIG_LOG_INFO] = "info",
 	[CONFIG_LOG_DEBUG] = "debug",
+};
+
+static const char *const family_names[] = {
+	[CONFIG_FAMILY_ANY] = "any",
+	[CONFIG_FAMILY_IPV4] = "ipv4",
+	[CONFIG_FAMILY_IPV6] = "ipv6",
 };
 
 /* ----------------------------------------------------------------- helpers */
@@ -85,6 +92,8 @@ format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
 		format_seconds(n, buf, len);
 	else if (type == OPT_SIZE || type == OPT_SIZE64)
 		config_value_format_size(n, buf, len);
+	else if (type == OPT_PERCENT)
+		snprintf(buf, len, "%llu%%", n);
 	else
 		snprintf(buf, len, "%llu", n);
 }
@@ -93,7 +102,8 @@ bool
 config_value_has_bounds(const struct opt_def *d)
 {
 	return d->type == OPT_UINT || d->type == OPT_INT || d->type == OPT_DURATION ||
-		d->type == OPT_SIZE || d->type == OPT_SIZE64 || d->type == OPT_SECONDS;
+		d->type == OPT_SIZE || d->type == OPT_SIZE64 || d->type == OPT_SECONDS ||
+		d->type == OPT_PERCENT;
 }
 
 void
@@ -345,6 +355,115 @@ cookie_name_ok(const char *s)
 	return n >= 1 && n <= MAX_COOKIE_NAME;
 }
 
+/* RFC 9110 5.1 field-name: a token. */
+static bool
+field_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && strchr("!#$%&'*+-.^_`|~", s[n]) == NULL)
+			return false;
+	return n >= 1 && n <= MAX_NAME_LEN;
+}
+
+/* A query parameter name as it appears in a target, percent-encoded. */
+static bool
+query_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f ||
+		    strchr("&=#?", s[n]) != NULL)
+			return false;
+	return n >= 1 && n <= MAX_NAME_LEN;
+}
+
+/* hash_key: client, "header:NAME", "cookie:NAME" or "query:NAME". */
+static int
+parse_hash_key(const char *text, struct opt_value *v, char *why, size_t whylen)
+{
+	static const struct {
+		const char *prefix;
+		enum config_hash_key kind;
+		bool (*ok)(const char *);
+		const char *what;
+	} kinds[] = {
+		{ "header:", CONFIG_HASH_HEADER, field_name_ok, "a header field name" },
+		{ "cookie:", CONFIG_HASH_COOKIE, cookie_name_ok, "a cookie name" },
+		{ "query:", CONFIG_HASH_QUERY, query_name_ok, "a query parameter name" },
+	};
+
+	if (strcmp(text, "client") == 0) {
+		v->n = CONFIG_HASH_CLIENT;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
+		size_t plen = strlen(kinds[i].prefix);
+
+		if (strncmp(text, kinds[i].prefix, plen) != 0)
+			continue;
+		if (!kinds[i].ok(text + plen)) {
+			snprintf(why, whylen, "expected %s of 1 to %d characters after \"%s\"",
+				kinds[i].what, MAX_NAME_LEN, kinds[i].prefix);
+			return -1;
+		}
+		v->n = kinds[i].kind;
+		v->s = xstrdup(text + plen);
+		return 0;
+	}
+	snprintf(why, whylen, "expected client, \"header:NAME\", \"cookie:NAME\" or \"query:NAME\"");
+	return -1;
+}
+
+/* A health check's type: http, socketio or tcp. */
+static int
+parse_check_type(const char *s, unsigned long long *out)
+{
+	static const char *const names[] = {
+		[CONFIG_CHECK_HTTP] = "http",
+		[CONFIG_CHECK_SOCKETIO] = "socketio",
+		[CONFIG_CHECK_TCP] = "tcp",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+/* "200-399" or "200": HTTP status codes 100..599, low first. */
+static int
+parse_status_range(const char *s, unsigned long long *lo, unsigned long long *hi)
+{
+	if (parse_digits(&s, lo) < 0)
+		return -1;
+	if (*s == '-') {
+		s++;
+		if (parse_digits(&s, hi) < 0)
+			return -1;
+	} else {
+		*hi = *lo;
+	}
+	if (*s != '\0' || *lo < 100 || *hi > 599 || *lo > *hi)
+		return -1;
+	return 0;
+}
+
+/* "50%" or "50". */
+static int
+parse_percent(const char *s, unsigned long long *out)
+{
+	if (parse_digits(&s, out) < 0)
+		return -1;
+	if (*s == '%')
+		s++;
+	return *s == '\0' ? 0 : -1;
+}
+
 /* Like config_parse_address(), saying in why what is wrong. */
 static int
 parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len,
@@ -436,6 +555,88 @@ config_parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 	return parse_address(s, ss, len, why, sizeof(why));
 }
 
+/* A DNS name, not an IP address: a label that is not all digits ends it. */
+static bool
+dns_name_ok(const char *s)
+{
+	const char *last = strrchr(s, '.');
+
+	if (!hostname_ok(s))
+		return false;
+	for (last = last ? last + 1 : s; *last; last++)
+		if (!isdigit((unsigned char)*last))
+			return true;
+	return false;
+}
+
+/*
+ * A server address naming a host, "HOST:PORT", which DNS discovery resolves.
+ * Returns 0; 1 when s does not name a host, so that the message of the IP
+ * parser stands; -1 with why when it names one badly.
+ */
+static int
+parse_name_port(const char *s, char *why, size_t whylen)
+{
+	const char *sep = strrchr(s, ':'), *port;
+	char host[MAX_HOST_LEN + 1];
+	size_t hlen = sep != NULL ? (size_t)(sep - s) : strlen(s);
+	unsigned long long p;
+
+	if (hlen == 0 || hlen > MAX_HOST_LEN)
+		return 1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (!dns_name_ok(host))
+		return 1;
+	if (sep == NULL) {
+		snprintf(why, whylen, "a host name needs a port, as in \"%s:3000\"", host);
+		return -1;
+	}
+	port = sep + 1;
+	if (parse_digits(&port, &p) < 0 || *port != '\0') {
+		snprintf(why, whylen, "expected HOST:PORT or IP:PORT");
+		return -1;
+	}
+	if (p < 1 || p > 65535) {
+		snprintf(why, whylen, "port must be 1..65535");
+		return -1;
+	}
+	return 0;
+}
+
+/* resolvers: IP, IP:PORT or [IPv6]:PORT, separated by spaces or commas. */
+static int
+parse_resolvers(const char *s, char *why, size_t whylen)
+{
+	static const char sep[] = " \t,";
+	size_t count = 0;
+
+	for (s += strspn(s, sep); *s != '\0'; s += strspn(s, sep)) {
+		size_t n = strcspn(s, sep);
+		char tok[INET6_ADDRSTRLEN + 16], w[128];
+		struct sockaddr_storage ss;
+		struct in6_addr a6;
+		socklen_t len;
+
+		if (n >= sizeof(tok))
+			goto bad;
+		memcpy(tok, s, n);
+		tok[n] = '\0';
+		if (inet_pton(AF_INET, tok, &a6) != 1 && inet_pton(AF_INET6, tok, &a6) != 1 &&
+		    parse_address(tok, &ss, &len, w, sizeof(w)) < 0)
+			goto bad;
+		if (tok[0] == '*')
+			goto bad;
+		count++;
+		s += n;
+	}
+	if (count > 0)
+		return 0;
+bad:
+	snprintf(why, whylen, "expected IP or IP:PORT addresses separated by spaces");
+	return -1;
+}
+
 /* ------------------------------------------------------------ option values */
 
 /*
@@ -506,8 +707,15 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 		v->s = strcmp(text, "off") == 0 ? NULL : xstrdup(text);
 		return 0;
 	case OPT_ADDRESS:
-		if (parse_address(text, &v->ss, &v->sslen, why, whylen) < 0)
-			return -1;
+		if (parse_address(text, &v->ss, &v->sslen, why, whylen) < 0) {
+			int named = (d->flags & OPT_NAME_OK) ? parse_name_port(text, why, whylen) : 1;
+
+			if (named != 0)
+				return -1;
+			/* A host for DNS discovery: no address yet. */
+			memset(&v->ss, 0, sizeof(v->ss));
+			v->sslen = 0;
+		}
 		v->s = xstrdup(text);
 		return 0;
 	case OPT_HOST:
@@ -646,6 +854,56 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 		lower_ascii(v->s);
 		return 0;
 	}
+	case OPT_BALANCE: {
+		const struct lb_ops *ops = lb_find(text);
+
+		if (ops == NULL) {
+			snprintf(why, whylen, "expected roundrobin, leastconn, hash or random2");
+			return -1;
+		}
+		v->n = ops->keyed;
+		v->s = xstrdup(text);
+		return 0;
+	}
+	case OPT_HASH_KEY:
+		return parse_hash_key(text, v, why, whylen);
+	case OPT_RESOLVERS:
+		if (parse_resolvers(text, why, whylen) < 0)
+			return -1;
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_FAMILY:
+		for (size_t i = 0; i < ARRAY_LEN(family_names); i++)
+			if (family_names[i] != NULL && strcmp(text, family_names[i]) == 0) {
+				v->n = i;
+				return 0;
+			}
+		snprintf(why, whylen, "expected any, ipv4 or ipv6");
+		return -1;
+	case OPT_CHECK_TYPE:
+		if (parse_check_type(text, &v->n) < 0) {
+			snprintf(why, whylen, "expected http, socketio or tcp");
+			return -1;
+		}
+		return 0;
+	case OPT_STATUS_RANGE: {
+		unsigned long long lo, hi;
+
+		if (parse_status_range(text, &lo, &hi) < 0) {
+			snprintf(why, whylen, "expected a status such as 200, or a range "
+				"such as 200-399, within 100..599");
+			return -1;
+		}
+		/* Both ends in one number until config_value_store(). */
+		v->n = lo * 1000 + hi;
+		return 0;
+	}
+	case OPT_PERCENT:
+		if (parse_percent(text, &v->n) < 0) {
+			snprintf(why, whylen, "expected a percentage such as 50%%");
+			return -1;
+		}
+		break;
 	case OPT_SECTION:
 		break;
 	}
@@ -714,6 +972,28 @@ config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
 	case OPT_FILE:
 	case OPT_SERVER_NAME:
 		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_BALANCE:
+		*(char **)(base + d->off) = v->s;
+		*(bool *)(base + d->aux) = v->n != 0;
+		break;
+	case OPT_HASH_KEY:
+		*(enum config_hash_key *)(base + d->off) = (enum config_hash_key)v->n;
+		*(char **)(base + d->aux) = v->s;
+		break;
+	case OPT_RESOLVERS:
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_FAMILY:
+		*(enum config_family *)(base + d->off) = (enum config_family)v->n;
+		break;
+	case OPT_CHECK_TYPE:
+	case OPT_PERCENT:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_STATUS_RANGE:
+		*(unsigned *)(base + d->off) = (unsigned)(v->n / 1000);
+		*(unsigned *)(base + d->aux) = (unsigned)(v->n % 1000);
 		break;
 	case OPT_SECTION:
 		break;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "conn.h"
 #include "forward.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "pool.h"
@@ -424,6 +425,9 @@ connect_failed(struct session *s, enum session_term term)
 	struct exchange *ex = &s->ex;
 	const struct config_pool *pool = ex->route->pool;
 
+	/* Refused, timed out or a failed TLS handshake: passive health may
+	 * eject the server now, before the retry picks again. */
+	health_passive_connect_failed(ex->server);
 	upstream_free(ex->up);
 	ex->up = NULL;
 	ex->last_failure = term;
@@ -461,8 +465,10 @@ forward_connected(struct session *s)
 	size_t len = evbuffer_get_length(ex->head_out);
 	const unsigned char *head;
 
-	if (!up->reused)
+	if (!up->reused) {
 		ex->connect_ms = (double)(util_now_us() - ex->t_connect_us) / 1000.0;
+		health_passive_connect_ok(ex->server);
+	}
 	up->connected = true;
 	/* A copy: the head stays for a retry if a reused connection turns out
 	 * to have been closed by the server. */
@@ -497,7 +503,8 @@ forward_try(struct session *s)
 	if (ex->ntried == 0 && ex->sticky_server != NULL && server_usable(ex->sticky_server))
 		srv = ex->sticky_server;
 	else
-		srv = pool_pick(ex->route->pool, ex->tried, ex->ntried, NULL, 0);
+		srv = pool_pick(ex->route->pool, ex->tried, ex->ntried,
+			ex->hash_key_len > 0 ? ex->hash_key : NULL, ex->hash_key_len);
 	if (srv == NULL) {
 		if (ex->ntried == 0 && !pool_any_usable(ex->route->pool)) {
 			log_warn("s%llu %s: no usable server in pool %s", SID(s),
@@ -782,6 +789,7 @@ forward_response(struct session *s)
 			continue;
 		}
 		ex->status = r.status;
+		health_passive_status(ex->server, r.status);
 		if (r.status != 200)
 			ex->learn_sid_poll = false;
 		dechunk = ex->client_http10 && r.body == HTTP_BODY_CHUNKED;
@@ -900,6 +908,8 @@ forward_timeout(struct session *s, enum session_timer kind)
 	}
 	log_warn("s%llu %s: server %s/%s sent no response head within %u ms", SID(s),
 		srv->pool->name, srv->name, s->cfg->timeouts.response_header_ms);
+	/* The client gets a 504: for passive health, a 5xx of the server's. */
+	health_passive_status(srv, 504);
 	session_fail(s, 504, TERM_UPSTREAM_TIMEOUT);
 }
 

@@ -57,6 +57,7 @@ rr_pick(void *state, const struct lb_request *req)
 
 const struct lb_ops lb_rr_ops = {
 	.name = "roundrobin",
+	.keyed = false,
 	.create = rr_create,
 	.destroy = rr_destroy,
 	.pick = rr_pick,

@@ -15,6 +15,8 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "dns.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
@@ -112,6 +114,14 @@ reload(struct main_state *m)
 		config_unref(n);
 		return;
 	}
+	/* Before the workers get n: its weights must already say which
+	 * servers are down, ejected or held. */
+	if (health_reload(n) < 0) {
+		log_error("reload failed, the running configuration stays: out of memory");
+		config_unref(n);
+		return;
+	}
+	dns_reload(m->cfg, n);
 	log_set_level(n->log_level);
 	for (unsigned i = 0; i < m->nworkers; i++)
 		worker_reload(m->workers[i], n);
@@ -271,6 +281,14 @@ main(int argc, char **argv)
 		log_error("out of memory");
 		goto out;
 	}
+	if (health_start(m.base, cfg) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	/* Servers that name a host wait for its first answer, which the
+	 * main loop gets while the workers start. */
+	if (dns_start(m.base, cfg) < 0)
+		goto out;
 	if (open_listeners(cfg, m.nworkers, fds) < 0)
 		goto out;
 	for (unsigned i = 0; i < m.nworkers; i++) {
@@ -312,6 +330,8 @@ out:
 			continue;
 		worker_join_free(m.workers[i]);
 	}
+	dns_stop();
+	health_stop();
 	if (done_ev != NULL)
 		event_free(done_ev);
 	if (m.expire_ev != NULL)

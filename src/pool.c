@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config-t.h"
+#include "health.h"
 #include "lb.h"
 #include "pool.h"
 #include "server.h"
@@ -64,6 +65,16 @@ server_set_address(const struct config_server *srv, const struct sockaddr *sa, s
 	rt->addrlen = len;
 	atomic_fetch_add_explicit(&rt->addr_epoch, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&rt->addr_lock);
+}
+
+/*
+ * Every writer of what weight_now depends on (presence, health, slow
+ * start) comes through here; health.c, which keeps the health, computes it.
+ */
+void
+server_refresh_weight(const struct config_server *srv)
+{
+	health_refresh_weight(srv);
 }
 
 bool
@@ -125,14 +136,21 @@ pool_attach(struct config *cfg)
 
 			atomic_init(&rt->active, 0);
 			atomic_init(&rt->weight_now, cs->weight);
-			atomic_init(&rt->present, true);
+			/* A slot of DNS discovery waits for an answer. */
+			atomic_init(&rt->present, cs->dns_name == NULL);
 			atomic_init(&rt->addr_epoch, 0);
 			pthread_mutex_init(&rt->addr_lock, NULL);
 			memcpy(&rt->addr, &cs->addr, sizeof(rt->addr));
 			rt->addrlen = cs->addrlen;
 			cp->servers[k].rt = rt;
+			server_refresh_weight(cs);
 		}
-		p->ops = &lb_rr_ops;
+		/* config_value.c accepted only names lb_find() knows. */
+		p->ops = cp->balance != NULL ? lb_find(cp->balance) : &lb_rr_ops;
+		if (p->ops == NULL) {
+			pool_free(p);
+			goto fail;
+		}
 		p->state = p->ops->create(&cfg->pools[i]);
 		if (p->state == NULL) {
 			pool_free(p);

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "conn.h"
 #include "forward.h"
+#include "health.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -34,8 +35,6 @@
 /* How long a closing connection keeps draining what the client still sends,
  * so that our error answer is not destroyed by a reset. */
 #define SESSION_LINGER_MS 2000
-/* Retry-After of a 503 when no server of the pool is usable. */
-#define SESSION_RETRY_AFTER_S 1
 
 static atomic_uint_fast64_t session_ids;
 
@@ -167,7 +166,7 @@ exchange_reset(struct session *s)
 	free(ex->uri);
 	if (head_out != NULL)
 		evbuffer_drain(head_out, evbuffer_get_length(head_out));
-	memset(ex, 0, sizeof(*ex));
+	memset(ex, 0, offsetof(struct exchange, hash_key));
 	ex->head_out = head_out;
 }
 
@@ -389,11 +388,11 @@ send_error(struct session *s, int status, bool close)
 	/* Our own answers carry the listener's HSTS policy too. */
 	if (hsts > 0)
 		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
-	/* No usable server: when to come back (a health check interval is
-	 * about that long). */
+	/* No usable server: when to come back (as long as health checks
+	 * take to bring one back). */
 	if (status == 503)
 		snprintf(sts + strlen(sts), sizeof(sts) - strlen(sts), "Retry-After: %u\r\n",
-			SESSION_RETRY_AFTER_S);
+			health_retry_after_s(s->ex.route != NULL ? s->ex.route->pool : NULL));
 	blen = (int)strlen(reason) + 5;		/* "502 " + reason + "\n" */
 	n = snprintf(head, sizeof(head),
 		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n"
@@ -649,6 +648,9 @@ session_read_head(struct session *s)
 	}
 	if (ex->route->sticky != 0)
 		forward_sticky_lookup(s, &h, &t);
+	if (ex->route->pool->keyed)
+		ex->hash_key_len = lb_key_extract(ex->route->pool, &h, t.path, t.path_len, s->addr,
+			ex->hash_key);
 	if (forward_build_request(s, &h, &t) < 0) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 500, TERM_INTERNAL);

@@ -172,6 +172,8 @@ static const char full_conf[] =
 	"pool \"chat\" {\n"
 	"  retries = 5\n"
 	"  keepalive = 0\n"
+	"  balance = hash\n"
+	"  hash_key = \"header:X-User\"\n"
 	"  server \"a\" { address = \"127.0.0.1:3001\" weight = 2 }\n"
 	"  server \"b\" { address = \"127.0.0.2:3002\" weight = 1000 }\n"
 	"}\n"
@@ -244,6 +246,10 @@ test_load_full(void **state)
 	assert_int_equal(chat->index, 0);
 	assert_int_equal(chat->retries, 5);
 	assert_int_equal(chat->keepalive_max, 0);
+	assert_string_equal(chat->balance, "hash");
+	assert_true(chat->keyed);
+	assert_int_equal(chat->hash_key, CONFIG_HASH_HEADER);
+	assert_string_equal(chat->hash_key_name, "X-User");
 	assert_null(chat->rt);
 	assert_int_equal(chat->nservers, 2);
 	assert_string_equal(chat->servers[0].name, "a");
@@ -342,6 +348,10 @@ test_load_defaults(void **state)
 	assert_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "0.0.0.0", 80);
 	assert_int_equal(cfg->pools[0].retries, 2);
 	assert_int_equal(cfg->pools[0].keepalive_max, 32);
+	assert_string_equal(cfg->pools[0].balance, "roundrobin");
+	assert_false(cfg->pools[0].keyed);
+	assert_int_equal(cfg->pools[0].hash_key, CONFIG_HASH_CLIENT);
+	assert_null(cfg->pools[0].hash_key_name);
 	assert_int_equal(cfg->pools[0].servers[0].weight, 1);
 	assert_int_equal(cfg->routes[0].host_kind, CONFIG_HOST_ANY);
 	assert_string_equal(cfg->routes[0].path, "/");
@@ -405,8 +415,11 @@ static const struct error_case value_errors[] = {
 	  "  server \"a\" { address = \"127.0.0.1\" }\n"
 	  "}\n",
 	  ":7: pool \"chat\": server \"a\": invalid address \"127.0.0.1\" (expected IP:PORT)" },
-	{ BASE "pool \"q\" { server \"s\" { address = \"localhost:3001\" } }\n",
-	  ":5: pool \"q\": server \"s\": invalid address \"localhost:3001\" (address must be a numeric IP:port)" },
+	/* A host name is for DNS discovery (test_dns.c), and needs a port. */
+	{ BASE "pool \"q\" { server \"s\" { address = \"localhost\" } }\n",
+	  ":5: pool \"q\": server \"s\": invalid address \"localhost\" (a host name needs a port, as in \"localhost:3000\")" },
+	{ BASE "listener \"x\" { address = \"localhost:3001\" }\n",
+	  ":5: listener \"x\": invalid address \"localhost:3001\" (address must be a numeric IP:port)" },
 	{ BASE "listener \"x\" {\n  address = \"1.2.3.4:0\"\n}\n",
 	  ":6: listener \"x\": invalid address \"1.2.3.4:0\" (port must be 1..65535)" },
 	{ BASE "listener \"x\" { address = \"::1:80\" }\n",
@@ -426,6 +439,32 @@ static const struct error_case value_errors[] = {
 	{ BASE "pool \"q\" {\n  keepalive = 10001\n}\n",
 	  ":6: pool \"q\": invalid keepalive \"10001\" (must be in 0..10000)" },
 	{ BASE "listener \"x\" { backlog = 0 }\n", ":5: listener \"x\": invalid backlog \"0\" (must be in 1..65535)" },
+	{ BASE "pool \"q\" {\n  balance = fastest\n}\n",
+	  ":6: pool \"q\": invalid balance \"fastest\" (expected roundrobin, leastconn, hash or random2)" },
+	{ BASE "pool \"q\" { balance = \"Hash\" }\n",
+	  ":5: pool \"q\": invalid balance \"Hash\" (expected roundrobin, leastconn, hash or random2)" },
+	{ BASE "pool \"q\" {\n  balance = hash\n  hash_key = ip\n}\n",
+	  ":7: pool \"q\": invalid hash_key \"ip\" (expected client, \"header:NAME\", \"cookie:NAME\" "
+	  "or \"query:NAME\")" },
+	{ BASE "pool \"q\" { balance = hash hash_key = \"header:\" }\n",
+	  ":5: pool \"q\": invalid hash_key \"header:\" (expected a header field name of 1 to 64 "
+	  "characters after \"header:\")" },
+	{ BASE "pool \"q\" { balance = hash hash_key = \"header:X User\" }\n",
+	  ":5: pool \"q\": invalid hash_key \"header:X User\" (expected a header field name of 1 to 64 "
+	  "characters after \"header:\")" },
+	{ BASE "pool \"q\" { balance = hash hash_key = \"cookie:a;b\" }\n",
+	  ":5: pool \"q\": invalid hash_key \"cookie:a;b\" (expected a cookie name of 1 to 64 "
+	  "characters after \"cookie:\")" },
+	{ BASE "pool \"q\" { balance = hash hash_key = \"query:a&b\" }\n",
+	  ":5: pool \"q\": invalid hash_key \"query:a&b\" (expected a query parameter name of 1 to 64 "
+	  "characters after \"query:\")" },
+	{ BASE "pool \"q\" { balance = hash hash_key = \"Header:X\" }\n",
+	  ":5: pool \"q\": invalid hash_key \"Header:X\" (expected client, \"header:NAME\", "
+	  "\"cookie:NAME\" or \"query:NAME\")" },
+	{ BASE "pool \"q\" {\n  balance = leastconn\n  hash_key = \"cookie:u\"\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n",
+	  ":7: pool \"q\": hash_key is set but balance = leastconn (only hash uses it)" },
+	{ BASE "pool \"q\" {\n  hash_key = client\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n",
+	  ":6: pool \"q\": hash_key is set but balance = roundrobin (only hash uses it)" },
 	{ "timeouts {\n  connect = 0s\n}\n", ":2: timeouts: invalid connect \"0s\" (must be in 1ms..24h)" },
 	{ "timeouts {\n\n  client_idle = \"3 s\"\n}\n",
 	  ":3: timeouts: invalid client_idle \"3 s\" (expected a duration such as 500ms, 10s, 2m or 1h)" },
@@ -623,6 +662,200 @@ test_sticky_options(void **state)
 	assert_null(load_text(BASE "sticky_key = \"${SLUICE_TEST_STICKY_KEY}\"\n", err, sizeof(err)));
 	snprintf(want, sizeof(want), "%s/t.conf:5: sticky_key must be at least 16 bytes", dir);
 	assert_string_equal(err, want);
+}
+
+/* Every balancer and every kind of hash key loads. */
+static void
+test_balance_options(void **state)
+{
+	static const struct {
+		const char *balance;
+		bool keyed;
+	} balancers[] = {
+		{ "roundrobin", false }, { "leastconn", false }, { "hash", true }, { "\"random2\"", false },
+	};
+	static const struct {
+		const char *text;
+		enum config_hash_key kind;
+		const char *name;
+	} keys[] = {
+		{ "client", CONFIG_HASH_CLIENT, NULL },
+		{ "\"header:X-User-Id\"", CONFIG_HASH_HEADER, "X-User-Id" },
+		{ "\"cookie:__Host-s!\"", CONFIG_HASH_COOKIE, "__Host-s!" },
+		{ "\"query:user%5Bid%5D\"", CONFIG_HASH_QUERY, "user%5Bid%5D" },
+		{ "\"query:sid\"", CONFIG_HASH_QUERY, "sid" },
+	};
+	char text[1024];
+	struct config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(balancers) / sizeof(balancers[0]); i++) {
+		const char *b = balancers[i].balance;
+
+		snprintf(text, sizeof(text), BASE "pool \"q\" { balance = %s "
+			"server \"s\" { address = \"1.1.1.1:1\" } }\n", b);
+		cfg = load_ok(text);
+		assert_string_equal(cfg->pools[1].balance, b[0] == '"' ? "random2" : b);
+		assert_int_equal(cfg->pools[1].keyed, balancers[i].keyed);
+		/* Each pool has its own balancer. */
+		assert_string_equal(cfg->pools[0].balance, "roundrobin");
+		config_unref(cfg);
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(text, sizeof(text), BASE "pool \"q\" { balance = hash hash_key = %s "
+			"server \"s\" { address = \"1.1.1.1:1\" } }\n", keys[i].text);
+		cfg = load_ok(text);
+		assert_int_equal(cfg->pools[1].hash_key, keys[i].kind);
+		if (keys[i].name == NULL)
+			assert_null(cfg->pools[1].hash_key_name);
+		else
+			assert_string_equal(cfg->pools[1].hash_key_name, keys[i].name);
+		config_unref(cfg);
+	}
+}
+
+/* A pool's health, passive and slow_start directives: values, defaults, errors. */
+static void
+test_health_options(void **state)
+{
+	static const struct error_case errors[] = {
+		{ BASE "pool \"q\" {\n  health {\n    type = icmp\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid type \"icmp\" (expected http, socketio or tcp)" },
+		{ BASE "pool \"q\" {\n  health { status = \"300-200\" }\n}\n",
+		  ":6: pool \"q\": health: invalid status \"300-200\" (expected a status such as 200, "
+		  "or a range such as 200-399, within 100..599)" },
+		{ BASE "pool \"q\" {\n  health { status = 99 }\n}\n",
+		  ":6: pool \"q\": health: invalid status \"99\" (expected a status such as 200, "
+		  "or a range such as 200-399, within 100..599)" },
+		{ BASE "pool \"q\" {\n  health { interval = 50ms }\n}\n",
+		  ":6: pool \"q\": health: invalid interval \"50ms\" (must be in 100ms..1h)" },
+		{ BASE "pool \"q\" {\n  health { rise = 0 }\n}\n",
+		  ":6: pool \"q\": health: invalid rise \"0\" (must be in 1..100)" },
+		{ BASE "pool \"q\" {\n  health { jitter = 60% }\n}\n",
+		  ":6: pool \"q\": health: invalid jitter \"60%\" (must be in 0%..50%)" },
+		{ BASE "pool \"q\" {\n  health { jitter = \"5 %\" }\n}\n",
+		  ":6: pool \"q\": health: invalid jitter \"5 %\" (expected a percentage such as 50%)" },
+		{ BASE "pool \"q\" {\n  health {\n    interval = 1s\n    timeout = 2s\n  }\n}\n",
+		  ":8: pool \"q\": health: timeout (2s) is longer than interval (1s)" },
+		{ BASE "pool \"q\" {\n  health {\n    interval = 500ms\n  }\n}\n",
+		  ":7: pool \"q\": health: timeout (1s) is longer than interval (500ms)" },
+		{ BASE "pool \"q\" {\n  health {\n    flap_hold = 10m\n  }\n}\n",
+		  ":7: pool \"q\": health: flap_hold (10m) is longer than flap_hold_max (5m)" },
+		{ BASE "pool \"q\" {\n  health {\n    type = tcp\n    path = \"/x\"\n  }\n}\n",
+		  ":8: pool \"q\": health: path is set but type = tcp (a connect is the check)" },
+		{ BASE "pool \"q\" {\n  health {\n    type = socketio\n    status = 200\n  }\n}\n",
+		  ":8: pool \"q\": health: status is set but type = socketio (which sends GET and "
+		  "expects 200 and an Engine.IO open packet)" },
+		{ BASE "pool \"q\" {\n  health {\n    path = \"healthz\"\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid path \"healthz\" (expected \"/\" and more, "
+		  "without spaces or \"#\")" },
+		{ BASE "pool \"q\" {\n  health {\n    path = \"/a b\"\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid path \"/a b\" (expected \"/\" and more, "
+		  "without spaces or \"#\")" },
+		{ BASE "pool \"q\" {\n  health {\n    method = \"GET /\"\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid method \"GET /\" (expected a token such as GET or HEAD)" },
+		{ BASE "pool \"q\" {\n  health {\n    host = \"a/b\"\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid host \"a/b\" (expected a host name or HOST:PORT)" },
+		{ BASE "pool \"q\" {\n  health {\n    method = HEAD\n    body = \"ok\"\n  }\n}\n",
+		  ":8: pool \"q\": health: body is set but method = HEAD (an answer to HEAD has no body)" },
+		{ BASE "pool \"q\" {\n  health {\n    body = \"\"\n  }\n}\n",
+		  ":7: pool \"q\": health: invalid body \"\" (expected a non-empty string)" },
+		{ BASE "pool \"q\" {\n  health { }\n  health { }\n}\n",
+		  ":7: pool \"q\": duplicate health section (first at line 6)" },
+		{ BASE "pool \"q\" {\n  passive {\n    max_ejected = 101%\n  }\n}\n",
+		  ":7: pool \"q\": passive: invalid max_ejected \"101%\" (must be in 0%..100%)" },
+		{ BASE "pool \"q\" {\n  passive {\n    base_ejection = 10m\n  }\n}\n",
+		  ":7: pool \"q\": passive: base_ejection (10m) is longer than max_ejection (5m)" },
+		{ BASE "pool \"q\" {\n  passive {\n    connect_failures = -1\n  }\n}\n",
+		  ":7: pool \"q\": passive: invalid connect_failures \"-1\" (expected an integer)" },
+		{ BASE "pool \"q\" {\n  slow_start = 2h\n}\n",
+		  ":6: pool \"q\": invalid slow_start \"2h\" (must be in 0ms..1h)" },
+	};
+	struct config *cfg;
+	const struct config_pool *p;
+
+	(void)state;
+	cfg = load_ok(BASE "pool \"q\" {\n"
+		"  slow_start = 30s\n"
+		"  health {\n"
+		"    type = http method = HEAD path = \"/healthz?full=1\" host = \"api.internal:8080\"\n"
+		"    status = 204 interval = 5s timeout = 2s rise = 1 fall = 5 jitter = 0%\n"
+		"    flap_changes = 6 flap_window = 2m flap_hold = 30s flap_hold_max = 1h\n"
+		"  }\n"
+		"  passive {\n"
+		"    connect_failures = 0 status_5xx = 5 base_ejection = 30s max_ejection = 10m\n"
+		"    max_ejected = 25\n"
+		"  }\n"
+		"  server \"s\" { address = \"1.1.1.1:1\" }\n"
+		"}\n");
+	/* Without the sections: no checks, passive defaults, no slow start. */
+	p = &cfg->pools[0];
+	assert_false(p->health_on);
+	assert_int_equal(p->slow_start_ms, 0);
+	assert_int_equal(p->passive.connect_failures, 3);
+	assert_int_equal(p->passive.status_5xx, 0);
+	assert_int_equal(p->passive.base_ejection_ms, 10000);
+	assert_int_equal(p->passive.max_ejection_ms, 300000);
+	assert_int_equal(p->passive.max_ejected_pct, 50);
+	p = &cfg->pools[1];
+	assert_true(p->health_on);
+	assert_int_equal(p->slow_start_ms, 30000);
+	assert_int_equal(p->health.type, CONFIG_CHECK_HTTP);
+	assert_string_equal(p->health.method, "HEAD");
+	assert_string_equal(p->health.path, "/healthz?full=1");
+	assert_string_equal(p->health.host, "api.internal:8080");
+	assert_int_equal(p->health.status_min, 204);
+	assert_int_equal(p->health.status_max, 204);
+	assert_null(p->health.body);
+	assert_int_equal(p->health.interval_ms, 5000);
+	assert_int_equal(p->health.timeout_ms, 2000);
+	assert_int_equal(p->health.rise, 1);
+	assert_int_equal(p->health.fall, 5);
+	assert_int_equal(p->health.jitter_pct, 0);
+	assert_int_equal(p->health.flap_changes, 6);
+	assert_int_equal(p->health.flap_window_ms, 120000);
+	assert_int_equal(p->health.flap_hold_ms, 30000);
+	assert_int_equal(p->health.flap_hold_max_ms, 3600000);
+	assert_int_equal(p->passive.connect_failures, 0);
+	assert_int_equal(p->passive.status_5xx, 5);
+	assert_int_equal(p->passive.base_ejection_ms, 30000);
+	assert_int_equal(p->passive.max_ejection_ms, 600000);
+	assert_int_equal(p->passive.max_ejected_pct, 25);
+	config_unref(cfg);
+
+	/* body is for http checks only: socketio has its own test. */
+	expect_error(BASE "pool \"sio\" {\n  health { type = socketio body = \"x\" }\n"
+		"  server \"s\" { address = \"1.1.1.1:1\" }\n}\n",
+		":6: pool \"sio\": health: body is set but type = socketio (which sends GET and "
+		"expects 200 and an Engine.IO open packet)");
+	/* Defaults of an empty section; the path follows the type. */
+	cfg = load_ok(BASE "pool \"q\" {\n  health { }\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n"
+		"pool \"sio\" {\n  health { type = socketio }\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n"
+		"pool \"t\" {\n  health { type = tcp }\n  server \"s\" { address = \"1.1.1.1:1\" }\n}\n");
+	p = &cfg->pools[1];
+	assert_true(p->health_on);
+	assert_int_equal(p->health.type, CONFIG_CHECK_HTTP);
+	assert_string_equal(p->health.method, "GET");
+	assert_string_equal(p->health.path, "/");
+	assert_null(p->health.host);
+	assert_int_equal(p->health.status_min, 200);
+	assert_int_equal(p->health.status_max, 399);
+	assert_null(p->health.body);
+	assert_int_equal(p->health.interval_ms, 2000);
+	assert_int_equal(p->health.timeout_ms, 1000);
+	assert_int_equal(p->health.rise, 2);
+	assert_int_equal(p->health.fall, 3);
+	assert_int_equal(p->health.jitter_pct, 10);
+	assert_int_equal(p->health.flap_changes, 4);
+	assert_int_equal(p->health.flap_window_ms, 60000);
+	assert_int_equal(p->health.flap_hold_ms, 10000);
+	assert_int_equal(p->health.flap_hold_max_ms, 300000);
+	assert_int_equal(cfg->pools[2].health.type, CONFIG_CHECK_SOCKETIO);
+	assert_string_equal(cfg->pools[2].health.path, "/socket.io/");
+	assert_int_equal(cfg->pools[3].health.type, CONFIG_CHECK_TCP);
+	assert_false(cfg->pools[0].health_on);
+	config_unref(cfg);
+	run_cases(errors, sizeof(errors) / sizeof(errors[0]));
 }
 
 /* Cookie stickiness without sticky_key: one random key per process. */
@@ -1276,7 +1509,11 @@ test_reference_files(void **state)
 	}
 	*q = '\0';
 	config_foreach_directive(check_directive, &rc);
-	assert_int_equal(rc.count, 55);
+	/* DNS discovery has 7: resolvers, and resolve_interval, max_addresses and
+	 * resolve_family in pools and in servers. */
+	/* Health has 23: the health section and its 15, the passive section
+	 * and its 5, and slow_start. */
+	assert_int_equal(rc.count, 87);
 	free(rc.conf);
 	free(rc.docs);
 }
@@ -1320,7 +1557,9 @@ main(void)
 		cmocka_unit_test(test_value_errors),
 		cmocka_unit_test(test_structure_errors),
 		cmocka_unit_test(test_sticky_options),
+		cmocka_unit_test(test_balance_options),
 		cmocka_unit_test(test_sticky_key_random),
+		cmocka_unit_test(test_health_options),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_size),
