@@ -16,6 +16,13 @@
 struct config_server;
 struct server_health;
 
+/*
+ * weight_now is the configured weight times this: balancers only compare
+ * weights with each other, so the scale changes no share, and it leaves
+ * slow start room to ramp even a server of weight 1 in small steps.
+ */
+#define SERVER_WEIGHT_SCALE 64
+
 struct server_rt {
 	/* Exchanges and WebSocket tunnels on the server now (all workers). */
 	atomic_uint active;

@@ -227,11 +227,12 @@ weight_of(const struct config_server *srv, uint64_t now)
 	if (!atomic_load(&rt->present))
 		return 0;
 	if (sh == NULL)
-		return srv->weight;
+		return srv->weight * SERVER_WEIGHT_SCALE;
 	if (!atomic_load(&sh->check_up) || atomic_load(&sh->held) || atomic_load(&sh->ejected))
 		return 0;
 	hs = record_of(sh);
-	return health_slow_start_weight(srv->weight, hs->ramp_since, now, srv->pool->slow_start_ms);
+	return health_slow_start_weight(srv->weight * SERVER_WEIGHT_SCALE, hs->ramp_since, now,
+		srv->pool->slow_start_ms);
 }
 
 static void

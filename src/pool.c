@@ -135,7 +135,7 @@ pool_attach(struct config *cfg)
 			const struct config_server *cs = &cp->servers[k];
 
 			atomic_init(&rt->active, 0);
-			atomic_init(&rt->weight_now, cs->weight);
+			atomic_init(&rt->weight_now, cs->weight * SERVER_WEIGHT_SCALE);
 			/* A slot of DNS discovery waits for an answer. */
 			atomic_init(&rt->present, cs->dns_name == NULL);
 			atomic_init(&rt->addr_epoch, 0);

@@ -830,7 +830,7 @@ load(const char *text)
 static unsigned
 weight(const struct config *cfg, size_t server)
 {
-	return atomic_load(&cfg->pools[0].servers[server].rt->weight_now);
+	return atomic_load(&cfg->pools[0].servers[server].rt->weight_now) / SERVER_WEIGHT_SCALE;
 }
 
 #define RELOAD_CONF(extra) \
