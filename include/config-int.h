@@ -55,6 +55,12 @@ enum opt_type {
 	OPT_CHECK_TYPE,		/* unsigned enum config_check_type: http, socketio, tcp */
 	OPT_STATUS_RANGE,	/* unsigned low at off, high at aux: "200-399" or "200" */
 	OPT_PERCENT,		/* unsigned percent, bounded: "50%" or "50" */
+	OPT_RL_KEY,		/* unsigned enum rl_key_kind, char * name at aux (NULL: none) */
+	OPT_RL_KIND,		/* unsigned enum rl_kind */
+	OPT_RL_EXCEED,		/* unsigned enum rl_exceed */
+	OPT_NAMES,		/* char * list of object names, resolved after parsing */
+	OPT_CIDRS,		/* char * as written, struct config_cidr * at aux, size_t at aux2 */
+	OPT_REDIS_ERROR,	/* unsigned enum config_redis_error: allow, deny, local */
 };
 
 #define OPT_REQUIRED	0x1	/* no default: the file must set it */
@@ -210,6 +216,9 @@ int config_value_convert(const struct opt_def *d, const char *text, struct opt_v
 /* Move a converted value into its fields in obj; v->s is then obj's. */
 void config_value_store(const struct opt_def *d, struct opt_value *v, void *obj);
 
+/* Parse "10.0.0.0/8", "::1" (a host) from s[0..len) into c. Returns 0 or -1. */
+int config_value_parse_cidr(const char *s, size_t len, struct config_cidr *c) SLUICE_WUR;
+
 /* Whether s is a valid object name (NAME_RULE). */
 bool config_value_name_ok(const char *s);
 
@@ -241,6 +250,9 @@ int config_check_limits(struct load *ld, struct cfg_t *sec, int line);
 int config_check_listener(struct load *ld, struct cfg_t *sec, int line);
 int config_check_tls(struct load *ld, struct cfg_t *sec, int line);
 int config_check_pool(struct load *ld, struct cfg_t *sec, int line);
+
+/* ratelimit's check hook: options that its kind ignores. */
+int config_check_ratelimit(struct load *ld, struct cfg_t *sec, int line);
 
 /* Check hooks of a pool's health and passive sections (bounds between options). */
 int config_check_health(struct load *ld, struct cfg_t *sec, int line);

@@ -71,6 +71,9 @@ struct config_listener {
 	/* Plain listener answering every request with a 301 to https://: 0 is
 	 * off, otherwise the port of the https URL (443: the URL has none). */
 	unsigned redirect_https;
+	/* Every connection starts with a PROXY protocol v1 or v2 header (from
+	 * a load balancer in front), read before TLS and HTTP. */
+	bool proxy_protocol;
 	bool tls_enabled;		/* the file has a tls { } section here */
 	struct config_listener_tls tls_conf;
 	/* The listener's TLS contexts, built by config_load() from tls_conf,
@@ -199,6 +202,11 @@ enum config_host_kind {
 	CONFIG_HOST_EXACT,		/* "example.com" */
 };
 
+/* Most ratelimit names one route may list. */
+#define CONFIG_ROUTE_MAX_RL	8
+
+struct rl_policy;
+
 struct config_route {
 	char *name;
 	char *host;			/* lower case; for SUFFIX, the part after '*' (".example.com") */
@@ -211,6 +219,84 @@ struct config_route {
 	unsigned index;			/* position in the file; routes[] is in match order */
 	unsigned sticky;		/* CONFIG_STICKY_* bits; 0: off */
 	char *sticky_cookie;		/* cookie name for CONFIG_STICKY_COOKIE */
+	/* Rate limits: the names as written ("a b"), and the policies they
+	 * name (in the generation's ratelimits[]); nrl is 0 for none, which
+	 * is all the request path looks at. rl_kinds: RL_KINDS_BIT() set. */
+	char *ratelimit_names;
+	const struct rl_policy *rl[CONFIG_ROUTE_MAX_RL];
+	unsigned nrl;
+	unsigned rl_kinds;
+};
+
+/* What a rate limit counts (ratelimit { kind }). */
+enum rl_kind {
+	RL_KIND_REQUESTS = 0,		/* HTTP requests (upgrades included) */
+	RL_KIND_UPGRADES,		/* WebSocket upgrade requests only */
+	RL_KIND_MESSAGES,		/* messages per WebSocket connection, client to server */
+	RL_KIND_CONNECTIONS,		/* concurrent client connections */
+};
+
+#define RL_KINDS_BIT(k)	(1u << (k))
+
+/* What a rate limit's key is (ratelimit { key }). */
+enum rl_key_kind {
+	RL_KEY_CLIENT = 0,		/* the client's IP address (trusted_proxies, PROXY) */
+	RL_KEY_HEADER,			/* a request header's value */
+	RL_KEY_COOKIE,			/* a cookie's value */
+	RL_KEY_ROUTE,			/* none: every client of the route shares one budget */
+};
+
+/* kind = messages over the limit (ratelimit { on_exceed }). */
+enum rl_exceed {
+	RL_EXCEED_CLOSE = 0,		/* close the WebSocket with 1008 */
+	RL_EXCEED_DROP,			/* drop the message, frames and all */
+};
+
+/*
+ * One `ratelimit "NAME" { }` section: a GCRA policy (ratelimit.h). Part of
+ * the generation; t_us and tau_us are derived when it is built.
+ */
+struct rl_policy {
+	char *name;
+	unsigned rate;			/* events per `per`; connections: the most at once */
+	unsigned per_s;			/* the window, in seconds */
+	unsigned burst;			/* events beyond the steady spacing */
+	unsigned key;			/* enum rl_key_kind */
+	char *key_name;			/* header or cookie name; NULL otherwise */
+	unsigned kind;			/* enum rl_kind */
+	unsigned on_exceed;		/* enum rl_exceed */
+	bool headers;			/* allowed responses carry RateLimit */
+	unsigned index;			/* position in config.ratelimits */
+	uint64_t t_us;			/* emission interval T = per / rate */
+	uint64_t tau_us;		/* burst tolerance = burst * T */
+};
+
+/* A trusted_proxies entry: an address family, a prefix and its length. */
+struct config_cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned bits;
+	unsigned char addr[16];		/* network order; 4 bytes for AF_INET */
+};
+
+/* What a Redis-backed limit answers when Redis is slow or down: on_error. */
+enum config_redis_error {
+	CONFIG_REDIS_ALLOW = 0,		/* let the request through */
+	CONFIG_REDIS_DENY,		/* answer 429 */
+	CONFIG_REDIS_LOCAL,		/* ask the in-process limiter instead */
+};
+
+/* The top-level redis { } section: where rate limit state is shared (redis.c). */
+struct config_redis {
+	char *address;			/* as written: "127.0.0.1:6379" or "HOST:PORT" */
+	struct sockaddr_storage addr;	/* addrlen 0: address names a host */
+	socklen_t addrlen;
+	char *user;			/* ACL user; NULL: AUTH with the password alone */
+	unsigned char *password;	/* NULL: no AUTH */
+	size_t password_len;
+	char *prefix;			/* of every key sluice writes */
+	unsigned timeout_ms;		/* budget of one request's round trip */
+	unsigned on_error;		/* enum config_redis_error */
+	unsigned lease_max;		/* most tokens a worker holds per key */
 };
 
 enum config_log_level {
@@ -243,6 +329,17 @@ struct config {
 	/* DNS servers that discovery asks ("IP[:PORT]" separated by spaces or
 	 * commas, as written); NULL: those of /etc/resolv.conf. */
 	char *resolvers;
+	/* ratelimit sections, in file order (ratelimit.h). */
+	struct rl_policy *ratelimits;
+	size_t nratelimits;
+	/* Peers whose X-Forwarded-For is believed: the list as written and
+	 * parsed; NULL/0 for none. */
+	char *trusted_proxies;
+	struct config_cidr *trusted;
+	size_t ntrusted;
+	/* Rate limits shared through Redis: the file has a redis { } section. */
+	bool redis_on;
+	struct config_redis redis;
 	/* Called by the last config_unref() before anything is freed, to
 	 * release runtime state attached to the generation (pool_detach). */
 	void (*on_free)(struct config *cfg);

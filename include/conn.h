@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -66,6 +67,7 @@ struct conn {
 	bool error_reported;
 	bool busy;			/* inside one of our callbacks */
 	bool dead;			/* conn_free() called while busy */
+	bool raw;			/* the owner reads the socket itself: conn_set_raw() */
 	int err;			/* errno of the failure */
 	/* TLS: the transport reads and writes through ssl when it is set. */
 	struct ssl_st *ssl;
@@ -128,5 +130,25 @@ const char *conn_strerror(const struct conn *c);
  */
 int conn_tls_accept(struct conn *c, struct ssl_st *ssl) __attribute__((warn_unused_result));
 int conn_tls_connect(struct conn *c, struct ssl_st *ssl) __attribute__((warn_unused_result));
+
+/*
+ * Raw mode, for a prefix that precedes the stream proper (a PROXY protocol
+ * header, which comes before TLS): while it is on, readiness only calls
+ * readcb, and the owner reads with conn_peek() and conn_take(), so that no
+ * byte past the prefix is taken from the kernel (it may be a TLS
+ * ClientHello, for conn_tls_accept() once raw mode is off). The owner must
+ * take every byte it peeks unless it stops reading: the read event is
+ * level-triggered. Off by default; a conn that never uses it pays nothing.
+ */
+void conn_set_raw(struct conn *c, bool raw);
+
+/*
+ * recv() up to len bytes into buf, leaving them in the socket (conn_peek)
+ * or taking them (conn_take; after a peek of at least len bytes, exactly
+ * len come). Returns the count, 0 at end of stream, -1 with errno set
+ * (EAGAIN: nothing yet).
+ */
+ssize_t conn_peek(struct conn *c, void *buf, size_t len) __attribute__((warn_unused_result));
+ssize_t conn_take(struct conn *c, void *buf, size_t len) __attribute__((warn_unused_result));
 
 #endif

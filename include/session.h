@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "lb_key.h"
+#include "ratelimit.h"
 #include "tunnel.h"
 #include "util.h"
 
@@ -63,6 +64,7 @@ enum session_term {
 	TERM_TUNNEL_IDLE,
 	TERM_WS_PROTOCOL,	/* a frame broke RFC 6455: close 1002 */
 	TERM_WS_TOO_BIG,	/* a message over ws_max_message: close 1009 */
+	TERM_RATE_LIMITED,	/* a rate limit said no: 429, or close 1008 on a tunnel */
 };
 
 /* Which deadline the session timer stands for. */
@@ -128,6 +130,13 @@ struct exchange {
 	double connect_ms;
 	double first_byte_ms;
 	bool have_first_byte;
+	/* Rate limits: the exchange waits for a backend's answer; the policy
+	 * whose RateLimit field an allowed response carries (headers = on),
+	 * with its numbers; the policy that denied it, for the access log. */
+	bool rl_wait;
+	const struct rl_policy *rl_hdr;
+	struct rl_result rl_hdr_r;
+	const struct rl_policy *rl_denied;
 	/* The request's key for a keyed balancer (balance = hash); 0: none.
 	 * Last, so that resetting an exchange stops before the buffer: it is
 	 * only read up to hash_key_len, which the reset clears. */
@@ -143,7 +152,12 @@ struct session {
 	const struct config_listener *listener;	/* in cfg: where it was accepted */
 	uint64_t id;
 	struct conn *c;			/* the client connection */
-	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port" */
+	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port": the client's */
+	/* PROXY protocol listeners: the header parser until the header is in
+	 * (NULL after), and the connection's own peer, owned, when the header
+	 * named another client (addr is then the header's source). */
+	struct proxy_parser *pp;
+	char *peer;
 	size_t scan;			/* http_head_find progress */
 	struct event timer;		/* embedded: one allocation less per session */
 	enum session_timer timer_kind;
@@ -166,6 +180,9 @@ struct session {
 	bool client_eof;
 	bool draining;			/* worker stopping: last exchange */
 	unsigned requests;
+	/* Rate limit state, from the first request routed to a route with
+	 * limits; NULL until then (ratelimit.h). Owned. */
+	struct rl_sess *rl;
 	struct exchange ex;
 };
 
@@ -205,6 +222,12 @@ void session_timer_rearm(struct session *s, unsigned ms);
 
 /* Progress mark for body_idle and tunnel_idle (monotonic clock). */
 void session_progress(struct session *s);
+
+/*
+ * The client's IP address without port ("1.2.3.4", "::1") into buf: the
+ * peer's, or the one its PROXY protocol header named. Returns its length.
+ */
+size_t session_client_ip(const struct session *s, char *buf, size_t len);
 
 /* Client side read handling, also called by forward.c after an exchange. */
 void session_client_read(struct session *s);

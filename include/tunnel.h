@@ -25,11 +25,14 @@ struct ws_dir {
 	enum ws_state state;
 	bool from_client;	/* frames must be masked (client) or not (server) */
 	bool in_message;	/* a fragmented data message is open */
+	bool dropping;		/* the open message is dropped (a messages limit, drop) */
+	bool drop_frame;	/* the current frame's payload is dropped, not relayed */
 	bool eof;		/* the source closed its side */
 	bool shut;		/* ...and that was passed on to the destination */
 	uint64_t remaining;	/* payload bytes left in the current frame */
 	uint64_t message;	/* payload bytes of the open data message so far */
 	uint64_t messages;	/* complete data messages */
+	uint64_t dropped;	/* data messages dropped by a messages limit */
 };
 
 /* What is wrong with an upgrade request; NULL when it is a valid one. */

@@ -568,6 +568,39 @@ config_check_passive(struct load *ld, cfg_t *sec, int line)
 	return 0;
 }
 
+/*
+ * Options that a ratelimit's kind ignores are mistakes: on_exceed outside
+ * kind = messages, per and burst for kind = connections (a count at once),
+ * headers for kinds without a response of their own.
+ */
+int
+config_check_ratelimit(struct load *ld, cfg_t *sec, int line)
+{
+	const struct section_def *sd = config_table_section("ratelimit");
+	unsigned long long kind;
+	int at;
+
+	(void)line;
+	if (opt_number(sec, sd, "kind", &kind) < 0)
+		return 0;	/* on_option has reported it */
+	if (kind != RL_KIND_MESSAGES && (at = opt_line(ld, sec, "on_exceed")) != 0) {
+		load_error(ld, at, sec, "on_exceed is for kind = messages");
+		return -1;
+	}
+	if (kind == RL_KIND_CONNECTIONS && ((at = opt_line(ld, sec, "per")) != 0 ||
+					    (at = opt_line(ld, sec, "burst")) != 0)) {
+		load_error(ld, at, sec, "per and burst do not apply to kind = connections "
+			"(rate is the most connections at once)");
+		return -1;
+	}
+	if ((kind == RL_KIND_MESSAGES || kind == RL_KIND_CONNECTIONS) &&
+	    (at = opt_line(ld, sec, "headers")) != 0) {
+		load_error(ld, at, sec, "headers is for kind = requests or upgrades");
+		return -1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ build */
 
 static int build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *obj);
@@ -879,6 +912,59 @@ link_routes(struct load *ld, struct config *cfg)
 	return 0;
 }
 
+/*
+ * Derive each policy's GCRA constants, and resolve the ratelimit names of
+ * each route (in file order: before link_routes sorts them).
+ */
+static int
+link_ratelimits(struct load *ld, struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nratelimits; i++) {
+		struct rl_policy *p = &cfg->ratelimits[i];
+
+		p->index = (unsigned)i;
+		p->t_us = (uint64_t)p->per_s * 1000000 / p->rate;
+		p->tau_us = p->t_us * p->burst;
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		struct config_route *r = &cfg->routes[i];
+		cfg_t *sec = cfg_getnsec(ld->root, "route", (unsigned)i);
+		const char *s = r->ratelimit_names;
+		int at = where(ld, sec, "ratelimit");
+
+		while (s != NULL && *s) {
+			size_t n = strcspn(s, " \t,"), k;
+
+			if (n == 0) {
+				s++;
+				continue;
+			}
+			for (k = 0; k < cfg->nratelimits; k++)
+				if (strlen(cfg->ratelimits[k].name) == n &&
+				    memcmp(cfg->ratelimits[k].name, s, n) == 0)
+					break;
+			if (k == cfg->nratelimits) {
+				load_error(ld, at, sec, "unknown ratelimit \"%.*s\"", (int)n, s);
+				return -1;
+			}
+			for (unsigned j = 0; j < r->nrl; j++)
+				if (r->rl[j] == &cfg->ratelimits[k]) {
+					load_error(ld, at, sec, "ratelimit \"%.*s\" listed twice",
+						(int)n, s);
+					return -1;
+				}
+			if (r->nrl == CONFIG_ROUTE_MAX_RL) {
+				load_error(ld, at, sec, "more than %d ratelimits", CONFIG_ROUTE_MAX_RL);
+				return -1;
+			}
+			r->rl[r->nrl++] = &cfg->ratelimits[k];
+			r->rl_kinds |= RL_KINDS_BIT(cfg->ratelimits[k].kind);
+			s += n;
+		}
+	}
+	return 0;
+}
+
 /* Fill buf from the kernel's CSPRNG; 0 or -1 with errno set. */
 static int
 random_bytes(unsigned char *buf, size_t len)
@@ -1026,6 +1112,7 @@ config_destroy(struct config *cfg)
 		free(cfg->routes[i].path);
 		free(cfg->routes[i].pool_name);
 		free(cfg->routes[i].sticky_cookie);
+		free(cfg->routes[i].ratelimit_names);
 	}
 	free(cfg->routes);
 	if (cfg->sticky_key != NULL)
@@ -1033,6 +1120,19 @@ config_destroy(struct config *cfg)
 	free(cfg->sticky_key);
 	free(cfg->access_log);
 	free(cfg->resolvers);
+	for (size_t i = 0; i < cfg->nratelimits; i++) {
+		free(cfg->ratelimits[i].name);
+		free(cfg->ratelimits[i].key_name);
+	}
+	free(cfg->ratelimits);
+	free(cfg->trusted_proxies);
+	free(cfg->trusted);
+	free(cfg->redis.address);
+	free(cfg->redis.user);
+	if (cfg->redis.password != NULL)
+		explicit_bzero(cfg->redis.password, cfg->redis.password_len);
+	free(cfg->redis.password);
+	free(cfg->redis.prefix);
 	free(cfg->file);
 	free(cfg);
 }
@@ -1047,6 +1147,7 @@ build(struct load *ld)
 	if (check_section(ld, ld->root, &config_table_root, 0) < 0 ||
 	    build_section(ld, ld->root, &config_table_root, cfg) < 0 ||
 	    link_listeners(ld, cfg) < 0 ||
+	    link_ratelimits(ld, cfg) < 0 ||
 	    link_routes(ld, cfg) < 0 ||
 	    fill_sticky_key(ld, cfg) < 0 ||
 	    expand_named(ld, cfg) < 0) {

@@ -45,6 +45,12 @@ static const char *const type_names[] = {
 	[OPT_CHECK_TYPE] = "check type",
 	[OPT_STATUS_RANGE] = "status range",
 	[OPT_PERCENT] = "percentage",
+	[OPT_RL_KEY] = "limit key",
+	[OPT_RL_KIND] = "limit kind",
+	[OPT_RL_EXCEED] = "exceed action",
+	[OPT_NAMES] = "name list",
+	[OPT_CIDRS] = "CIDR list",
+	[OPT_REDIS_ERROR] = "error policy",
 };
 
 static unsigned long long default_workers(void);
@@ -169,6 +175,9 @@ static const struct opt_def listener_opts[] = {
 	{ .name = "redirect_https", .type = OPT_REDIRECT, .def = "off",
 	  .off = offsetof(struct config_listener, redirect_https),
 	  .help = "plain listener that answers 301 to https://: off, on (port 443) or the https port" },
+	{ .name = "proxy_protocol", .type = OPT_BOOL, .def = "off",
+	  .off = offsetof(struct config_listener, proxy_protocol),
+	  .help = "connections start with a PROXY protocol v1 or v2 header whose source becomes the client address" },
 	{ .name = "tls", .type = OPT_SECTION, .flags = OPT_PRESENT, .sub = &tls_section,
 	  .off = offsetof(struct config_listener, tls_conf),
 	  .aux = offsetof(struct config_listener, tls_enabled),
@@ -379,6 +388,9 @@ static const struct opt_def route_opts[] = {
 	{ .name = "sticky_cookie", .type = OPT_COOKIE_NAME, .def = "sluice",
 	  .off = offsetof(struct config_route, sticky_cookie),
 	  .help = "name of the cookie that sticky = cookie sets; an RFC 6265 token" },
+	{ .name = "ratelimit", .type = OPT_NAMES,
+	  .off = offsetof(struct config_route, ratelimit_names),
+	  .help = "ratelimit sections that apply to the route, separated by spaces or commas" },
 };
 
 static const struct section_def route_section = {
@@ -386,6 +398,72 @@ static const struct section_def route_section = {
 	.size = sizeof(struct config_route),
 	.name_off = offsetof(struct config_route, name),
 	.opts = route_opts, .nopts = ARRAY_LEN(route_opts),
+};
+
+#define REDIS_FIELD(f) offsetof(struct config_redis, f)
+
+static const struct opt_def redis_opts[] = {
+	{ .name = "address", .type = OPT_ADDRESS, .flags = OPT_NAME_OK, .def = "127.0.0.1:6379",
+	  .off = REDIS_FIELD(address), .aux = REDIS_FIELD(addr), .aux2 = REDIS_FIELD(addrlen),
+	  .help = "IP:port (or HOST:port) of the Redis server that holds the shared limits" },
+	{ .name = "user", .type = OPT_STRING,
+	  .off = REDIS_FIELD(user),
+	  .help = "ACL user to AUTH as, with password; default: AUTH with the password alone" },
+	/* A secret like sticky_key: never echoed, best set from ${VAR}. */
+	{ .name = "password", .type = OPT_SECRET, .min = 1, .max = 512,
+	  .off = REDIS_FIELD(password), .aux = REDIS_FIELD(password_len),
+	  .help = "password sent with AUTH; default: none, no AUTH; best set from ${VAR}" },
+	{ .name = "prefix", .type = OPT_STRING, .def = "sluice:rl:",
+	  .off = REDIS_FIELD(prefix),
+	  .help = "start of every key sluice writes, before the limit's name and the client's key" },
+	{ .name = "timeout", .type = OPT_DURATION, .def = "5ms", .min = 1, .max = 10 * 1000,
+	  .off = REDIS_FIELD(timeout_ms),
+	  .help = "a request waits this long for Redis, then on_error decides" },
+	{ .name = "on_error", .type = OPT_REDIS_ERROR, .def = "local",
+	  .off = REDIS_FIELD(on_error),
+	  .help = "when Redis is slow or down: allow, deny (429) or local (the in-process limiter)" },
+	{ .name = "lease_max", .type = OPT_UINT, .def = "64", .min = 1, .max = 10000,
+	  .off = REDIS_FIELD(lease_max),
+	  .help = "most tokens a worker takes from Redis at once for one key (a lease)" },
+};
+
+static const struct section_def redis_section = {
+	.name = "redis", .path = "redis",
+	.opts = redis_opts, .nopts = ARRAY_LEN(redis_opts),
+};
+
+#define RL_FIELD(f) offsetof(struct rl_policy, f)
+
+static const struct opt_def ratelimit_opts[] = {
+	{ .name = "rate", .type = OPT_UINT, .flags = OPT_REQUIRED, .min = 1, .max = 1000000,
+	  .off = RL_FIELD(rate),
+	  .help = "events allowed in each window (per); for kind = connections, the most at once" },
+	{ .name = "per", .type = OPT_SECONDS, .def = "1s", .min = 1, .max = 86400,
+	  .off = RL_FIELD(per_s),
+	  .help = "the window that rate counts over, 1s to 24h" },
+	{ .name = "burst", .type = OPT_UINT, .def = "0", .min = 0, .max = 1000000,
+	  .off = RL_FIELD(burst),
+	  .help = "events allowed at once beyond the steady spacing of per / rate" },
+	{ .name = "key", .type = OPT_RL_KEY, .def = "client",
+	  .off = RL_FIELD(key), .aux = RL_FIELD(key_name),
+	  .help = "whose budget an event takes: client, \"header:NAME\", \"cookie:NAME\" or route" },
+	{ .name = "kind", .type = OPT_RL_KIND, .def = "requests",
+	  .off = RL_FIELD(kind),
+	  .help = "what is counted: requests, upgrades, messages (per WebSocket) or connections" },
+	{ .name = "on_exceed", .type = OPT_RL_EXCEED, .def = "close",
+	  .off = RL_FIELD(on_exceed),
+	  .help = "kind = messages over the limit: close (with 1008) or drop the message" },
+	{ .name = "headers", .type = OPT_BOOL, .def = "off",
+	  .off = RL_FIELD(headers),
+	  .help = "allowed responses carry a RateLimit field too (429 answers always do)" },
+};
+
+static const struct section_def ratelimit_section = {
+	.name = "ratelimit", .path = "ratelimit", .flags = SEC_TITLED,
+	.size = sizeof(struct rl_policy),
+	.name_off = offsetof(struct rl_policy, name),
+	.opts = ratelimit_opts, .nopts = ARRAY_LEN(ratelimit_opts),
+	.check = config_check_ratelimit,
 };
 
 static const struct opt_def root_opts[] = {
@@ -409,6 +487,10 @@ static const struct opt_def root_opts[] = {
 	{ .name = "resolvers", .type = OPT_RESOLVERS,
 	  .off = offsetof(struct config, resolvers),
 	  .help = "DNS servers that discovery asks, \"IP[:PORT] ...\"; default: those of /etc/resolv.conf" },
+	{ .name = "trusted_proxies", .type = OPT_CIDRS,
+	  .off = offsetof(struct config, trusted_proxies),
+	  .aux = offsetof(struct config, trusted), .aux2 = offsetof(struct config, ntrusted),
+	  .help = "peers whose X-Forwarded-For gives the client address, \"CIDR ...\"; default: none" },
 	{ .name = "listener", .type = OPT_SECTION, .min = 1, .sub = &listener_section,
 	  .off = offsetof(struct config, listeners), .aux = offsetof(struct config, nlisteners),
 	  .help = "a listening socket; one or more" },
@@ -418,12 +500,18 @@ static const struct opt_def root_opts[] = {
 	{ .name = "route", .type = OPT_SECTION, .sub = &route_section,
 	  .off = offsetof(struct config, routes), .aux = offsetof(struct config, nroutes),
 	  .help = "sends the requests it matches to a pool; most specific match wins" },
+	{ .name = "ratelimit", .type = OPT_SECTION, .sub = &ratelimit_section,
+	  .off = offsetof(struct config, ratelimits), .aux = offsetof(struct config, nratelimits),
+	  .help = "a named rate limit that routes apply; kept in-process, or in Redis with redis { }" },
 	{ .name = "timeouts", .type = OPT_SECTION, .sub = &timeouts_section,
 	  .off = offsetof(struct config, timeouts),
 	  .help = "how long each phase of an exchange may take" },
 	{ .name = "limits", .type = OPT_SECTION, .sub = &config_table_limits,
 	  .off = offsetof(struct config, limits),
 	  .help = "bounds on a request head and on WebSocket messages" },
+	{ .name = "redis", .type = OPT_SECTION, .flags = OPT_PRESENT, .sub = &redis_section,
+	  .off = offsetof(struct config, redis), .aux = offsetof(struct config, redis_on),
+	  .help = "share rate limits through Redis; without it, they are kept in-process" },
 };
 
 const struct section_def config_table_root = {
@@ -434,6 +522,8 @@ const struct section_def config_table_root = {
 static const struct section_def *const all_sections[] = {
 	&config_table_root, &listener_section, &tls_section, &certificate_section,
 	&pool_section, &server_section, &health_section, &passive_section, &route_section, &timeouts_section, &config_table_limits,
+	&ratelimit_section,
+	&redis_section,
 };
 
 static unsigned long long

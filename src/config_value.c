@@ -417,6 +417,140 @@ parse_hash_key(const char *text, struct opt_value *v, char *why, size_t whylen)
 	return -1;
 }
 
+/* A rate limit's key: client, route, "header:NAME" or "cookie:NAME". */
+static int
+parse_rl_key(const char *text, struct opt_value *v, char *why, size_t whylen)
+{
+	if (strcmp(text, "client") == 0 || strcmp(text, "route") == 0) {
+		v->n = text[0] == 'c' ? RL_KEY_CLIENT : RL_KEY_ROUTE;
+		return 0;
+	}
+	if (strncmp(text, "header:", 7) == 0 && field_name_ok(text + 7)) {
+		v->n = RL_KEY_HEADER;
+		v->s = xstrdup(text + 7);
+		return 0;
+	}
+	if (strncmp(text, "cookie:", 7) == 0 && cookie_name_ok(text + 7)) {
+		v->n = RL_KEY_COOKIE;
+		v->s = xstrdup(text + 7);
+		return 0;
+	}
+	snprintf(why, whylen, "expected client, route, \"header:NAME\" or \"cookie:NAME\"");
+	return -1;
+}
+
+/* Index of text in names[0..n), or -1. */
+static int
+word_index(const char *text, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(text, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* "a b,c": names separated by spaces or commas, each a valid name. */
+static int
+parse_names(const char *s, char *why, size_t whylen)
+{
+	char name[MAX_NAME_LEN + 1];
+	size_t count = 0;
+
+	while (*s) {
+		size_t n = strcspn(s, " \t,");
+
+		if (n == 0) {
+			s++;
+			continue;
+		}
+		if (n > MAX_NAME_LEN) {
+			snprintf(why, whylen, "expected names of " NAME_RULE);
+			return -1;
+		}
+		memcpy(name, s, n);
+		name[n] = '\0';
+		if (!config_value_name_ok(name)) {
+			snprintf(why, whylen, "\"%s\" is not a name (" NAME_RULE ")", name);
+			return -1;
+		}
+		count++;
+		s += n;
+	}
+	if (count == 0) {
+		snprintf(why, whylen, "expected one or more names");
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_value_parse_cidr(const char *s, size_t len, struct config_cidr *c)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = memchr(s, '/', len);
+	size_t alen = slash != NULL ? (size_t)(slash - s) : len;
+	unsigned long long bits;
+	const char *bp;
+
+	if (alen == 0 || alen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(c, 0, sizeof(*c));
+	if (inet_pton(AF_INET, buf, c->addr) == 1)
+		c->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, c->addr) == 1)
+		c->family = AF_INET6;
+	else
+		return -1;
+	c->bits = c->family == AF_INET ? 32 : 128;
+	if (slash == NULL)
+		return 0;
+	if (len - alen - 1 == 0 || len - alen - 1 > 3)
+		return -1;
+	memcpy(buf, slash + 1, len - alen - 1);
+	buf[len - alen - 1] = '\0';
+	bp = buf;
+	if (parse_digits(&bp, &bits) < 0 || *bp != '\0' || bits > c->bits)
+		return -1;
+	c->bits = (unsigned)bits;
+	/* Host bits set ("10.1.2.3/8") are cleared: the network is meant. */
+	for (unsigned i = c->bits; i < (c->family == AF_INET ? 32u : 128u); i++)
+		c->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
+	return 0;
+}
+
+/* "10.0.0.0/8 ::1/128": parse into *out (NULL: only check). Returns the count or -1. */
+static long
+parse_cidrs(const char *s, struct config_cidr *out, char *why, size_t whylen)
+{
+	long count = 0;
+
+	while (*s) {
+		size_t n = strcspn(s, " \t,");
+		struct config_cidr c;
+
+		if (n == 0) {
+			s++;
+			continue;
+		}
+		if (config_value_parse_cidr(s, n, &c) < 0) {
+			snprintf(why, whylen, "\"%.*s\" is not an address or ADDRESS/BITS",
+				(int)(n < 64 ? n : 64), s);
+			return -1;
+		}
+		if (out != NULL)
+			out[count] = c;
+		count++;
+		s += n;
+	}
+	if (count == 0) {
+		snprintf(why, whylen, "expected one or more CIDRs such as 10.0.0.0/8");
+		return -1;
+	}
+	return count;
+}
+
 /* A health check's type: http, socketio or tcp. */
 static int
 parse_check_type(const char *s, unsigned long long *out)
@@ -425,6 +559,23 @@ parse_check_type(const char *s, unsigned long long *out)
 		[CONFIG_CHECK_HTTP] = "http",
 		[CONFIG_CHECK_SOCKETIO] = "socketio",
 		[CONFIG_CHECK_TCP] = "tcp",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+parse_redis_error(const char *s, unsigned long long *out)
+{
+	static const char *const names[] = {
+		[CONFIG_REDIS_ALLOW] = "allow",
+		[CONFIG_REDIS_DENY] = "deny",
+		[CONFIG_REDIS_LOCAL] = "local",
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(names); i++)
@@ -886,6 +1037,51 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 			return -1;
 		}
 		return 0;
+	case OPT_REDIS_ERROR:
+		if (parse_redis_error(text, &v->n) < 0) {
+			snprintf(why, whylen, "expected allow, deny or local");
+			return -1;
+		}
+		return 0;
+	case OPT_RL_KEY:
+		return parse_rl_key(text, v, why, whylen);
+	case OPT_RL_KIND: {
+		static const char *const kinds[] = {
+			[RL_KIND_REQUESTS] = "requests", [RL_KIND_UPGRADES] = "upgrades",
+			[RL_KIND_MESSAGES] = "messages", [RL_KIND_CONNECTIONS] = "connections",
+		};
+		int k = word_index(text, kinds, ARRAY_LEN(kinds));
+
+		if (k < 0) {
+			snprintf(why, whylen, "expected requests, upgrades, messages or connections");
+			return -1;
+		}
+		v->n = (unsigned)k;
+		return 0;
+	}
+	case OPT_RL_EXCEED: {
+		static const char *const acts[] = {
+			[RL_EXCEED_CLOSE] = "close", [RL_EXCEED_DROP] = "drop",
+		};
+		int k = word_index(text, acts, ARRAY_LEN(acts));
+
+		if (k < 0) {
+			snprintf(why, whylen, "expected close or drop");
+			return -1;
+		}
+		v->n = (unsigned)k;
+		return 0;
+	}
+	case OPT_NAMES:
+		if (parse_names(text, why, whylen) < 0)
+			return -1;
+		v->s = xstrdup(text);
+		return 0;
+	case OPT_CIDRS:
+		if (parse_cidrs(text, NULL, why, whylen) < 0)
+			return -1;
+		v->s = xstrdup(text);
+		return 0;
 	case OPT_STATUS_RANGE: {
 		unsigned long long lo, hi;
 
@@ -988,6 +1184,7 @@ config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
 		*(enum config_family *)(base + d->off) = (enum config_family)v->n;
 		break;
 	case OPT_CHECK_TYPE:
+	case OPT_REDIS_ERROR:
 	case OPT_PERCENT:
 		*(unsigned *)(base + d->off) = (unsigned)v->n;
 		break;
@@ -995,6 +1192,29 @@ config_value_store(const struct opt_def *d, struct opt_value *v, void *obj)
 		*(unsigned *)(base + d->off) = (unsigned)(v->n / 1000);
 		*(unsigned *)(base + d->aux) = (unsigned)(v->n % 1000);
 		break;
+	case OPT_RL_KEY:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		*(char **)(base + d->aux) = v->s;
+		break;
+	case OPT_RL_KIND:
+	case OPT_RL_EXCEED:
+		*(unsigned *)(base + d->off) = (unsigned)v->n;
+		break;
+	case OPT_NAMES:
+		*(char **)(base + d->off) = v->s;
+		break;
+	case OPT_CIDRS: {
+		char why[8];
+		long n = parse_cidrs(v->s, NULL, why, sizeof(why));
+		struct config_cidr *arr = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*arr));
+
+		/* Checked by config_value_convert(): it parses again, the same. */
+		n = parse_cidrs(v->s, arr, why, sizeof(why));
+		*(char **)(base + d->off) = v->s;
+		*(struct config_cidr **)(base + d->aux) = arr;
+		*(size_t *)(base + d->aux2) = n > 0 ? (size_t)n : 0;
+		break;
+	}
 	case OPT_SECTION:
 		break;
 	}

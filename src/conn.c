@@ -296,6 +296,38 @@ conn_tls_connect(struct conn *c, SSL *ssl)
 	return 0;
 }
 
+void
+conn_set_raw(struct conn *c, bool raw)
+{
+	c->raw = raw;
+	conn_update_read(c);
+}
+
+static ssize_t
+raw_recv(struct conn *c, void *buf, size_t len, int flags)
+{
+	ssize_t n;
+
+	do
+		n = recv(c->fd, buf, len, flags);
+	while (n < 0 && errno == EINTR);
+	if (n > 0 && flags == 0)
+		c->bytes_read += (unsigned long long)n;
+	return n;
+}
+
+ssize_t
+conn_peek(struct conn *c, void *buf, size_t len)
+{
+	return raw_recv(c, buf, len, MSG_PEEK);
+}
+
+ssize_t
+conn_take(struct conn *c, void *buf, size_t len)
+{
+	return raw_recv(c, buf, len, 0);
+}
+
 /* Note why the TLS layer failed; the conn is failed from now on. */
 static void
 tls_fail(struct conn *c, int ssl_error)
@@ -694,6 +726,12 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_TIMEOUT) {
 		if (c->eventcb != NULL)
 			c->eventcb(c, CONN_TIMEOUT, c->arg);
+		goto out;
+	}
+	if (c->raw) {
+		/* The owner reads a prefix itself (conn_set_raw). */
+		if (c->readcb != NULL)
+			c->readcb(c, c->arg);
 		goto out;
 	}
 	if (c->ssl != NULL) {

@@ -348,7 +348,8 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 	}
 	conn_fields_collect(&cf, r);
 	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 256 +
-			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0)) < 0)
+			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0) +
+			(ex->rl_hdr != NULL ? 100 : 0)) < 0)
 		return -1;
 	PUTS(&b, "HTTP/1.1 ");
 	/* The parser guarantees three digits. */
@@ -398,6 +399,15 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		PUTS(&b, "=");
 		put(&b, ex->server->sticky_token, STICKY_TOKEN_LEN);
 		PUTS(&b, "; Path=/; HttpOnly; SameSite=Lax\r\n");
+	}
+	if (final && ex->rl_hdr != NULL) {
+		/* A limit with headers = on: how much of it is left. */
+		char rl[96];
+		size_t n = rl_format_state(ex->rl_hdr, &ex->rl_hdr_r, rl, sizeof(rl));
+
+		PUTS(&b, "RateLimit: ");
+		put(&b, rl, n);
+		PUTS(&b, "\r\n");
 	}
 	if (final && r->status == 101) {
 		PUTS(&b, "Upgrade: websocket\r\nConnection: Upgrade\r\n");

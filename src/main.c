@@ -20,6 +20,8 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "ratelimit.h"
+#include "redis.h"
 #include "sticky.h"
 #include "tls.h"
 #include "util.h"
@@ -44,6 +46,7 @@ struct main_state {
 	unsigned nworkers;
 	unsigned exited;		/* workers whose loop has ended */
 	struct sid_store *sids;		/* Engine.IO sid table, shared by the workers */
+	struct rl_local *rl;		/* in-process rate limits, shared by the workers */
 	struct event *expire_ev;	/* once a second: expire sids */
 	int done[2];			/* pipe: workers write when they end */
 	bool stopping;
@@ -77,6 +80,29 @@ same_listeners(const struct config *a, const struct config *b)
 	return true;
 }
 
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether b's redis { } section is a's: each worker's connection is made at start. */
+static bool
+same_redis(const struct config *a, const struct config *b)
+{
+	const struct config_redis *x = &a->redis, *y = &b->redis;
+
+	if (a->redis_on != b->redis_on)
+		return false;
+	if (!a->redis_on)
+		return true;
+	return same_string(x->address, y->address) && same_string(x->user, y->user) &&
+		x->password_len == y->password_len &&
+		(x->password_len == 0 || memcmp(x->password, y->password, x->password_len) == 0) &&
+		same_string(x->prefix, y->prefix) && x->timeout_ms == y->timeout_ms &&
+		x->on_error == y->on_error && x->lease_max == y->lease_max;
+}
+
 /*
  * SIGHUP: load the file again and hand the new generation to the workers.
  * Sessions already established keep the generation they started with (and
@@ -103,6 +129,8 @@ reload(struct main_state *m)
 	else if ((n->access_log == NULL) != (m->cfg->access_log == NULL) ||
 		 (n->access_log != NULL && strcmp(n->access_log, m->cfg->access_log) != 0))
 		why = "access_log changed";
+	else if (!same_redis(m->cfg, n))
+		why = "the redis section changed";
 	if (why != NULL) {
 		log_error("reload of %s refused, the running configuration stays: %s "
 			"(restart sluice to apply that)", m->file, why);
@@ -161,6 +189,7 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	m->sids->ops->expire(m->sids->st, util_now_us() / 1000);
+	rl_local_sweep(m->rl, util_now_us());
 	tls_tick(util_now_us() / 1000000);
 }
 
@@ -269,7 +298,8 @@ main(int argc, char **argv)
 	fds = calloc((size_t)m.nworkers * cfg->nlisteners, sizeof(*fds));
 	m.base = event_base_new();
 	m.sids = sid_store_local_new();
-	if (m.workers == NULL || fds == NULL || m.base == NULL || m.sids == NULL ||
+	m.rl = rl_local_new();
+	if (m.workers == NULL || fds == NULL || m.base == NULL || m.sids == NULL || m.rl == NULL ||
 	    pipe2(m.done, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("cannot set up: %s", strerror(errno ? errno : ENOMEM));
 		goto out;
@@ -302,6 +332,24 @@ main(int argc, char **argv)
 		}
 		m.workers[i]->done_fd = m.done[1];
 		m.workers[i]->sids = m.sids;
+		m.workers[i]->rl_local = m.rl;
+		m.workers[i]->rl_ops = &rl_local_ops;
+		m.workers[i]->rl_be = m.rl;
+		/* With redis { }, the limits go to Redis; the in-process table
+		 * answers for it when on_error = local. */
+		if (cfg->redis_on) {
+			m.workers[i]->rl_redis = rl_redis_new(m.workers[i]->base, cfg, i,
+				&rl_local_ops, m.rl);
+			if (m.workers[i]->rl_redis == NULL) {
+				log_error("worker %u: cannot set up its Redis backend: out of memory", i);
+				for (unsigned k = i + 1; k < m.nworkers; k++)
+					for (size_t l = 0; l < cfg->nlisteners; l++)
+						close(fds[(size_t)k * cfg->nlisteners + l]);
+				goto out;
+			}
+			m.workers[i]->rl_ops = &rl_redis_ops;
+			m.workers[i]->rl_be = m.workers[i]->rl_redis;
+		}
 	}
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(m.base, signums[i], signal_cb, &m);
@@ -337,6 +385,7 @@ out:
 	if (m.expire_ev != NULL)
 		event_free(m.expire_ev);
 	sid_store_free(m.sids);
+	rl_local_free(m.rl);
 	for (int i = 0; i < 2; i++)
 		if (m.done[i] >= 0)
 			close(m.done[i]);

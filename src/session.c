@@ -23,6 +23,7 @@
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "proxy.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -59,6 +60,7 @@ static const char *const term_names[] = {
 	[TERM_TUNNEL_IDLE] = "tunnel_idle",
 	[TERM_WS_PROTOCOL] = "ws_protocol",
 	[TERM_WS_TOO_BIG] = "ws_too_big",
+	[TERM_RATE_LIMITED] = "rate_limited",
 };
 
 static const char *const phase_names[] = {
@@ -78,6 +80,7 @@ static void session_flushed(struct session *s);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_close(struct session *s, bool linger);
 static void session_destroy(struct session *s);
+static void session_proxy_read(struct session *s);
 
 void
 session_progress(struct session *s)
@@ -236,6 +239,11 @@ session_log(struct session *s)
 	else if (n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
 			",\"tls_version\":null,\"tls_cipher\":null");
+	if (s->peer != NULL && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"peer\":\"%s\"", s->peer);
+	if (ex->rl_denied != NULL && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"ratelimit\":\"%s\"",
+			ex->rl_denied->name);
 	if (ex->tunnel && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
 			",\"ws_messages_in\":%llu,\"ws_messages_out\":%llu",
@@ -268,6 +276,22 @@ exchange_end(struct session *s, enum session_term term)
 	}
 	session_log(s);
 	ex->active = false;
+}
+
+/* Run TLS over the client connection (a TLS listener). Returns 0 or -1. */
+static int __attribute__((warn_unused_result))
+session_start_tls(struct session *s)
+{
+	SSL *ssl = tls_server_session_new(s->listener->tls);
+
+	if (ssl == NULL || conn_tls_accept(s->c, ssl) < 0) {
+		log_error("s%llu %s: out of memory starting TLS", (unsigned long long)s->id,
+			s->addr);
+		if (ssl != NULL)
+			SSL_free(ssl);
+		return -1;
+	}
+	return 0;
 }
 
 void
@@ -315,19 +339,23 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	conn_set_read_hwm(s->c, hwm);
 	conn_set_write_low(s->c, SESSION_RELAY_HWM / 4);
 	conn_setcb(s->c, session_read_cb, session_drained_cb, session_event_cb, s);
-	if (s->listener->tls != NULL) {
-		SSL *ssl = tls_server_session_new(s->listener->tls);
-
-		if (ssl == NULL || conn_tls_accept(s->c, ssl) < 0) {
-			log_error("s%llu %s: out of memory starting TLS", (unsigned long long)s->id,
-				s->addr);
-			if (ssl != NULL)
-				SSL_free(ssl);
+	if (s->listener->proxy_protocol) {
+		/* The PROXY header comes before anything else, TLS included:
+		 * the conn reads nothing itself until session_proxy_read() has
+		 * taken the header, and TLS starts only then. */
+		s->pp = proxy_parser_new();
+		if (s->pp == NULL) {
+			log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
 			session_destroy(s);
 			return;
 		}
+		conn_set_raw(s->c, true);
+	} else if (s->listener->tls != NULL && session_start_tls(s) < 0) {
+		session_destroy(s);
+		return;
 	}
-	/* The TLS handshake, if any, runs within client_header too. */
+	/* The PROXY header and the TLS handshake, if any, run within
+	 * client_header too. */
 	conn_read_enable(s->c);
 	session_timer_set(s, TIMER_CLIENT_HEADER);
 	log_debug("s%llu %s: accepted by worker %u", (unsigned long long)s->id, s->addr, w->id);
@@ -497,6 +525,9 @@ session_destroy(struct session *s)
 	if (s->dead)
 		return;
 	s->dead = true;
+	/* An answer still on its way from a backend must not find us. */
+	if (s->rl != NULL)
+		rl_sess_cancel(s->rl);
 	if (s->ex.up != NULL) {
 		upstream_free(s->ex.up);
 		s->ex.up = NULL;
@@ -515,6 +546,10 @@ session_free(struct session *s)
 {
 	UTIL_ASSERT(s->dead && s->c == NULL && s->ex.up == NULL);
 
+	proxy_parser_free(s->pp);
+	free(s->peer);
+	/* Releases the connections it counted (kind = connections). */
+	rl_sess_free(s->rl);
 	free(s->ex.uri);
 	if (s->ex.head_out != NULL)
 		evbuffer_free(s->ex.head_out);
@@ -556,6 +591,122 @@ fail_parse(struct session *s, enum http_status st, const char *why)
 		session_fail(s, 400, TERM_BAD_REQUEST);
 		break;
 	}
+}
+
+size_t
+session_client_ip(const struct session *s, char *buf, size_t len)
+{
+	const char *a = s->addr, *end;
+
+	/* addr is "ip:port" or "[ipv6]:port" (R3's PROXY header rewrites it). */
+	if (a[0] == '[' && (end = strchr(a, ']')) != NULL)
+		a++;
+	else if ((end = strrchr(a, ':')) == NULL)
+		end = a + strlen(a);
+	if ((size_t)(end - a) >= len)
+		end = a + len - 1;
+	memcpy(buf, a, (size_t)(end - a));
+	buf[end - a] = '\0';
+	return (size_t)(end - a);
+}
+
+/*
+ * 429 for the denial rs holds: Retry-After, RateLimit-Policy, RateLimit and
+ * a problem+json body. The connection closes after it when the request's
+ * body was not read, or always (close, for kind = connections).
+ */
+static void
+send_rate_limited(struct session *s, bool close)
+{
+	struct exchange *ex = &s->ex;
+	struct rl_result r = { 0 };
+	const struct rl_policy *p = rl_denial(s->rl, &r);
+	char head[768], body[384], pol[100], state[100], sts[96] = "";
+	unsigned hsts = s->listener->tls != NULL && s->c->ssl != NULL ?
+		tls_server_hsts(s->listener->tls) : 0;
+	int n, blen;
+
+	UTIL_ASSERT(p != NULL);
+	close = close || !ex->client_keep_alive || !ex->req_read || s->draining ||
+		(s->client_eof && evbuffer_get_length(s->c->in) == 0);
+	if (hsts > 0)
+		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
+	rl_format_policy(p, pol, sizeof(pol));
+	rl_format_state(p, &r, state, sizeof(state));
+	/* Policy names are NAME_RULE characters: nothing to escape. */
+	blen = snprintf(body, sizeof(body), "{\"type\":\"about:blank\",\"title\":\"Too Many Requests\","
+		"\"status\":429,\"detail\":\"rate limit \\\"%s\\\" exceeded\",\"policy\":\"%s\","
+		"\"retry_after\":%u}\n", p->name, p->name, r.retry_after_s);
+	n = snprintf(head, sizeof(head), "HTTP/1.1 429 Too Many Requests\r\n"
+		"Content-Type: application/problem+json\r\nContent-Length: %d\r\n"
+		"Retry-After: %u\r\nRateLimit-Policy: %s\r\nRateLimit: %s\r\n%s%s\r\n",
+		blen, r.retry_after_s, pol, state, sts, close ? "Connection: close\r\n" : "");
+	evbuffer_add(s->c->out, head, (size_t)n);
+	evbuffer_add(s->c->out, body, (size_t)blen);
+	conn_flush(s->c);
+	ex->bytes_out += (uint64_t)(n + blen);
+	ex->status = 429;
+	ex->resp_head_sent = true;
+	ex->rl_denied = p;
+	log_debug("s%llu %s: rate limit \"%s\" exceeded", (unsigned long long)s->id, s->addr,
+		p->name);
+	exchange_end(s, TERM_RATE_LIMITED);
+	if (close)
+		session_close(s, true);
+	else
+		session_client_read(s);
+}
+
+static void session_rl_resume(void *arg);
+
+/* Take the tokens of the route's limits for the request h. */
+static enum rl_verdict
+session_admit(struct session *s, const struct http_head *h)
+{
+	char ip[UTIL_ADDR_LEN];
+	struct rl_admit_in in = {
+		.cfg = s->cfg, .route = s->ex.route, .h = h, .peer_ip = ip,
+		.upgrade = s->ex.ws_upgrade,
+	};
+
+	if (s->rl == NULL) {
+		s->rl = rl_sess_new(s->w->rl_ops, s->w->rl_be, s->w->rl_local,
+			session_rl_resume, s);
+		if (s->rl == NULL) {
+			log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
+			return RL_ALLOW;
+		}
+	}
+	session_client_ip(s, ip, sizeof(ip));
+	return rl_admit(s->rl, &in);
+}
+
+/* Every limit has answered: forward, or answer 429. */
+static void
+session_admitted(struct session *s, enum rl_verdict v)
+{
+	struct exchange *ex = &s->ex;
+
+	if (v != RL_ALLOW) {
+		send_rate_limited(s, v == RL_DENY_CLOSE);
+		return;
+	}
+	ex->rl_hdr = rl_header(s->rl, &ex->rl_hdr_r);
+	ex->phase = PHASE_CONNECT;
+	forward_start(s);
+}
+
+/* An asynchronous backend's last answer came (never after session_destroy). */
+static void
+session_rl_resume(void *arg)
+{
+	struct session *s = arg;
+
+	UTIL_ASSERT(!s->dead && s->ex.rl_wait);
+	s->ex.rl_wait = false;
+	if (!s->closing)
+		conn_read_enable(s->c);
+	session_admitted(s, rl_verdict(s->rl));
 }
 
 /* Whether a request head was found and handled; false when more bytes are
@@ -656,6 +807,23 @@ session_read_head(struct session *s)
 		session_fail(s, 500, TERM_INTERNAL);
 		return false;
 	}
+	/* A route without limits pays this one test. */
+	if (ex->route->nrl > 0) {
+		/* Keys are read from the head: before it is drained. */
+		enum rl_verdict v = session_admit(s, &h);
+
+		evbuffer_drain(in, head_len);
+		s->timer_kind = TIMER_NONE;
+		if (v == RL_PENDING) {
+			/* The backend answers later: read nothing meanwhile
+			 * (the body, if any, stays for forward.c). */
+			ex->rl_wait = true;
+			conn_read_disable(s->c);
+			return true;
+		}
+		session_admitted(s, v);
+		return true;
+	}
 	evbuffer_drain(in, head_len);
 	ex->phase = PHASE_CONNECT;
 	/* The next deadline (connect, response_header) re-arms the timer; until
@@ -681,6 +849,8 @@ session_client_read(struct session *s)
 		if (s->dead || s->closing)
 			break;
 		if (s->ex.active) {
+			if (s->ex.rl_wait)
+				break;	/* session_rl_resume() goes on */
 			if (s->ex.tunnel)
 				tunnel_client_readable(s);
 			else if (!s->ex.req_read)
@@ -722,12 +892,92 @@ session_read_cb(struct conn *c, void *arg)
 	struct session *s = arg;
 
 	UTIL_DEBUG_ASSERT(!s->dead && s->c == c);
+	if (s->pp != NULL) {
+		/* Nothing is left to say to a client that has not even sent
+		 * its PROXY header; the socket must not stay readable unread. */
+		if (s->closing)
+			session_destroy(s);
+		else
+			session_proxy_read(s);
+		return;
+	}
 	if (s->closing) {
 		/* Lingering: what the client still sends is discarded. */
 		evbuffer_drain(c->in, evbuffer_get_length(c->in));
 		return;
 	}
 	session_client_read(s);
+}
+
+/* The PROXY header is in: the client is who it names. Then TLS, or HTTP. */
+static void
+session_proxy_done(struct session *s)
+{
+	const struct proxy_result *r = proxy_parser_result(s->pp);
+
+	if (r->has_addr) {
+		s->peer = strdup(s->addr);
+		if (s->peer == NULL) {
+			log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
+			session_abort(s, TERM_INTERNAL);
+			return;
+		}
+		util_addr_format((const struct sockaddr *)&r->src, s->addr, sizeof(s->addr), 1);
+	}
+	log_debug("s%llu %s: PROXY v%d header from %s%s", (unsigned long long)s->id, s->addr,
+		r->version, s->peer != NULL ? s->peer : s->addr,
+		r->has_addr ? "" : " (LOCAL or UNKNOWN: the peer is the client)");
+	proxy_parser_free(s->pp);
+	s->pp = NULL;
+	conn_set_raw(s->c, false);
+	/* The bytes after the header are still in the socket: the read event
+	 * fires again for them, into TLS or straight into c->in. */
+	if (s->listener->tls != NULL && session_start_tls(s) < 0)
+		session_destroy(s);
+}
+
+/*
+ * Read the PROXY protocol header that opens the connection without taking
+ * a byte past it from the kernel: peek, let the parser say how many of the
+ * peeked bytes are the header's, take exactly those. While the header is
+ * incomplete every peeked byte is the header's, so each round empties the
+ * socket and the level-triggered read event does not spin.
+ */
+static void
+session_proxy_read(struct session *s)
+{
+	unsigned char buf[512];
+	enum proxy_status st = PROXY_INCOMPLETE;
+
+	while (st == PROXY_INCOMPLETE) {
+		ssize_t n = conn_peek(s->c, buf, sizeof(buf));
+		size_t used;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			log_debug("s%llu %s: connection closed before its PROXY header: %s",
+				(unsigned long long)s->id, s->addr,
+				n == 0 ? "end of stream" : strerror(errno));
+			session_abort(s, TERM_CLIENT_CLOSED);
+			return;
+		}
+		st = proxy_parse(s->pp, buf, (size_t)n, &used);
+		if (st == PROXY_ERROR) {
+			log_info("s%llu %s: bad PROXY header: %s", (unsigned long long)s->id,
+				s->addr, proxy_parser_error(s->pp));
+			session_abort(s, TERM_BAD_REQUEST);
+			return;
+		}
+		/* The bytes were peeked: taking them cannot come up short. */
+		if (used > 0 && conn_take(s->c, buf, used) != (ssize_t)used) {
+			log_info("s%llu %s: recv() of the PROXY header failed: %s",
+				(unsigned long long)s->id, s->addr, strerror(errno));
+			session_abort(s, TERM_CLIENT_CLOSED);
+			return;
+		}
+	}
+	session_proxy_done(s);
 }
 
 /* A closing session's last bytes are out. */
@@ -858,6 +1108,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (s->timer_kind) {
 	case TIMER_CLIENT_HEADER:
+		if (s->pp != NULL && proxy_parser_consumed(s->pp) > 0)
+			log_info("s%llu %s: PROXY header incomplete after %u ms",
+				(unsigned long long)s->id, s->addr, s->cfg->timeouts.client_header_ms);
 		if (!s->ex.active && evbuffer_get_length(s->c->in) == 0) {
 			/* Nothing of a request arrived: not worth an answer. */
 			session_destroy(s);

@@ -208,6 +208,7 @@ relay_frames(struct session *s, struct ws_dir *d, struct conn *src, struct conn 
 	size_t room = olen < TUNNEL_HWM ? TUNNEL_HWM - olen : 0;
 	size_t take = 0;
 	const char *why = NULL;
+	const struct rl_policy *which = NULL;
 	uint16_t code = 1002;
 
 	while (d->state != WS_BROKEN && take < avail && take < room) {
@@ -218,6 +219,20 @@ relay_frames(struct session *s, struct ws_dir *d, struct conn *src, struct conn 
 		unsigned opcode;
 		bool fin, masked;
 
+		if (d->state == WS_PAYLOAD && d->drop_frame) {
+			/* take is 0 here: what came before went out first. */
+			n = left < d->remaining ? left : (size_t)d->remaining;
+			evbuffer_drain(src->in, n);
+			count_bytes(s, d, n);
+			avail -= n;
+			d->remaining -= n;
+			if (d->remaining == 0) {
+				d->state = WS_HEADER;
+				d->drop_frame = false;
+			}
+			*moved = true;
+			continue;
+		}
 		if (d->state == WS_PAYLOAD) {
 			n = left < d->remaining ? left : (size_t)d->remaining;
 			if (n > room - take)
@@ -282,8 +297,42 @@ relay_frames(struct session *s, struct ws_dir *d, struct conn *src, struct conn 
 					learn_sid(s, p + take + hlen, (size_t)plen);
 				ex->learn_sid_ws = false;
 			}
+			if (opcode != 0)
+				d->dropping = false;
+			if (opcode != 0 && d->from_client && s->rl != NULL &&
+			    (ex->route->rl_kinds & RL_KINDS_BIT(RL_KIND_MESSAGES)) &&
+			    !rl_message(s->rl, ex->route, util_now_us(), &which)) {
+				ex->rl_denied = which;
+				if (which->on_exceed == RL_EXCEED_CLOSE) {
+					why = "message rate limit exceeded";
+					code = 1008;
+					break;
+				}
+				d->dropping = true;
+				d->dropped++;
+			}
 			d->message = opcode == 0 ? d->message + plen : plen;
 			d->in_message = !fin;
+			if (d->dropping) {
+				/* Send on what came before, then skip this frame:
+				 * its header now, its payload as it arrives. */
+				if (take > 0) {
+					evbuffer_remove_buffer(src->in, dst->out, take);
+					count_bytes(s, d, take);
+					avail -= take;
+					take = 0;
+				}
+				evbuffer_drain(src->in, hlen);
+				count_bytes(s, d, hlen);
+				avail -= hlen;
+				d->remaining = plen;
+				d->state = plen > 0 ? WS_PAYLOAD : WS_HEADER;
+				d->drop_frame = plen > 0;
+				if (fin)
+					d->dropping = false;
+				*moved = true;
+				continue;
+			}
 			if (fin)
 				d->messages++;
 		} else {
@@ -300,7 +349,8 @@ relay_frames(struct session *s, struct ws_dir *d, struct conn *src, struct conn 
 		*moved = true;
 	}
 	if (why != NULL) {
-		tunnel_violation(s, code, code == 1009 ? TERM_WS_TOO_BIG : TERM_WS_PROTOCOL, why);
+		tunnel_violation(s, code, code == 1009 ? TERM_WS_TOO_BIG :
+			code == 1008 ? TERM_RATE_LIMITED : TERM_WS_PROTOCOL, why);
 		return false;
 	}
 	return true;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "redis.h"
 #include "session.h"
 #include "upstream.h"
 #include "util.h"
@@ -271,6 +272,8 @@ worker_free(struct worker *w)
 	free(w->idle);
 	free(w->nidle);
 	free(w->hdrs);
+	/* Before the base it runs on. */
+	rl_redis_free(w->rl_redis);
 	if (w->stop_ev != NULL)
 		event_free(w->stop_ev);
 	if (w->grace_ev != NULL)

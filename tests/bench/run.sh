@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Entry point of `make bench`: runs the benchmark sections named on the
 # command line (default: all known ones) one after the other. Each section is
-# its own script (http.sh, ws.sh, tls.sh; later ratelimit.sh) sharing lib.sh.
+# its own script (http.sh, ws.sh, tls.sh, ratelimit.sh) sharing lib.sh.
 # Exit status: 0 when every section ran (a MISS is a result, not a failure),
 # non-zero when a section could not run.
 
@@ -13,7 +13,7 @@ fi
 
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SECTIONS_KNOWN="http ws tls"
+SECTIONS_KNOWN="http ws tls ratelimit"
 
 usage() {
 	cat <<USAGE
@@ -26,6 +26,7 @@ environment: SLUICE_BIN (default $BENCH_DIR/../../sluice), DURATION (10),
   SLUICE_NODE_MODULES (tests/integration);
   tls: DURATION (5), ROUNDS (3), WARMUP (1), HS_CLIENTS (4), KEY_TYPES ("ecdsa rsa"),
   TLS_PARTS ("full resumed keepalive"), TARGETS ("haproxy sluice")
+  ratelimit: DURATION ROUNDS CONNS WARMUP as http, LEASE_MAX (64)
 USAGE
 }
 

@@ -12,7 +12,7 @@ const FIELDS = ['time', 'worker', 'session', 'client', 'method', 'path', 'status
 	'connect_ms', 'first_byte_ms', 'total_ms', 'server', 'request_id', 'termination', 'phase'];
 const TERMINATIONS = ['ok', 'client_closed', 'client_timeout', 'bad_request', 'header_too_large', 'uri_too_long',
 	'not_implemented', 'no_route', 'no_server', 'connect_failed', 'connect_timeout', 'upstream_timeout', 'upstream_closed',
-	'bad_response', 'body_timeout', 'shutdown', 'internal'];
+	'bad_response', 'body_timeout', 'rate_limited', 'shutdown', 'internal'];
 const PHASES = ['head', 'connect', 'request', 'response_head', 'response_body', 'done'];
 
 function assertShape(l) {

@@ -664,6 +664,75 @@ test_sticky_options(void **state)
 	assert_string_equal(err, want);
 }
 
+/* The redis section: absent, defaults, every directive, and its errors. */
+static void
+test_redis_options(void **state)
+{
+	static const struct error_case errors[] = {
+		{ BASE "redis {\n  on_error = fail\n}\n",
+		  ":6: redis: invalid on_error \"fail\" (expected allow, deny or local)" },
+		{ BASE "redis {\n  timeout = 0\n}\n",
+		  ":6: redis: invalid timeout \"0\" (must be in 1ms..10s)" },
+		{ BASE "redis {\n  lease_max = 0\n}\n",
+		  ":6: redis: invalid lease_max \"0\" (must be in 1..10000)" },
+		{ BASE "redis {\n  address = \"127.0.0.1\"\n}\n",
+		  ":6: redis: invalid address \"127.0.0.1\" (expected IP:PORT)" },
+		/* A secret: never quoted, even when it is wrong. */
+		{ BASE "redis {\n  password = \"\"\n}\n",
+		  ":6: redis: password must be at least 1 bytes" },
+		{ BASE "redis {\n  prefix = \"\"\n}\n",
+		  ":6: redis: invalid prefix \"\" (expected a non-empty string)" },
+		{ BASE "redis { }\nredis { }\n",
+		  ":6: duplicate redis section (first at line 5)" },
+	};
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(BASE);
+	assert_false(cfg->redis_on);
+	config_unref(cfg);
+
+	cfg = load_ok(BASE "redis { }\n");
+	assert_true(cfg->redis_on);
+	assert_string_equal(cfg->redis.address, "127.0.0.1:6379");
+	assert_int_equal(cfg->redis.addrlen, sizeof(struct sockaddr_in));
+	assert_null(cfg->redis.user);
+	assert_null(cfg->redis.password);
+	assert_string_equal(cfg->redis.prefix, "sluice:rl:");
+	assert_int_equal(cfg->redis.timeout_ms, 5);
+	assert_int_equal(cfg->redis.on_error, CONFIG_REDIS_LOCAL);
+	assert_int_equal(cfg->redis.lease_max, 64);
+	config_unref(cfg);
+
+	cfg = load_ok(BASE "redis {\n  address = \"redis.internal:6380\"\n  user = sluice\n"
+		"  password = \"s3cret\"\n  prefix = \"edge:\"\n  timeout = 20ms\n"
+		"  on_error = deny\n  lease_max = 8\n}\n");
+	assert_string_equal(cfg->redis.address, "redis.internal:6380");
+	assert_int_equal(cfg->redis.addrlen, 0);
+	assert_string_equal(cfg->redis.user, "sluice");
+	assert_int_equal(cfg->redis.password_len, 6);
+	assert_memory_equal(cfg->redis.password, "s3cret", 6);
+	assert_string_equal(cfg->redis.prefix, "edge:");
+	assert_int_equal(cfg->redis.timeout_ms, 20);
+	assert_int_equal(cfg->redis.on_error, CONFIG_REDIS_DENY);
+	assert_int_equal(cfg->redis.lease_max, 8);
+	config_unref(cfg);
+
+	cfg = load_ok(BASE "redis { on_error = allow }\n");
+	assert_int_equal(cfg->redis.on_error, CONFIG_REDIS_ALLOW);
+	config_unref(cfg);
+
+	/* The password may come from the environment, like sticky_key. */
+	assert_int_equal(setenv("SLUICE_TEST_REDIS_PASSWORD", "from-env", 1), 0);
+	cfg = load_ok(BASE "redis { password = \"${SLUICE_TEST_REDIS_PASSWORD}\" }\n");
+	assert_int_equal(cfg->redis.password_len, 8);
+	assert_memory_equal(cfg->redis.password, "from-env", 8);
+	config_unref(cfg);
+	assert_int_equal(unsetenv("SLUICE_TEST_REDIS_PASSWORD"), 0);
+
+	run_cases(errors, sizeof(errors) / sizeof(errors[0]));
+}
+
 /* Every balancer and every kind of hash key loads. */
 static void
 test_balance_options(void **state)
@@ -1405,6 +1474,96 @@ test_refcount(void **state)
 	config_unref(NULL);
 }
 
+/* ------------------------------------------------------------ rate limits */
+
+static void
+test_ratelimit_options(void **state)
+{
+	static const struct error_case errors[] = {
+		{ BASE "ratelimit \"a\" {\n  per = 1m\n}\n",
+		  ":5: ratelimit \"a\": rate is required" },
+		{ BASE "ratelimit \"a\" {\n  rate = 0\n}\n",
+		  ":6: ratelimit \"a\": invalid rate \"0\" (must be in 1..1000000)" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  per = 500ms\n}\n",
+		  ":7: ratelimit \"a\": invalid per \"500ms\" (expected a duration such as 30s, 5m, 1h or 7d)" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  key = \"query:x\"\n}\n",
+		  ":7: ratelimit \"a\": invalid key \"query:x\" (expected client, route, "
+		  "\"header:NAME\" or \"cookie:NAME\")" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  kind = frames\n}\n",
+		  ":7: ratelimit \"a\": invalid kind \"frames\" (expected requests, upgrades, "
+		  "messages or connections)" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  on_exceed = drop\n}\n",
+		  ":7: ratelimit \"a\": on_exceed is for kind = messages" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  kind = connections\n  burst = 2\n}\n",
+		  ":8: ratelimit \"a\": per and burst do not apply to kind = connections "
+		  "(rate is the most connections at once)" },
+		{ BASE "ratelimit \"a\" {\n  rate = 1\n  kind = messages\n  headers = on\n}\n",
+		  ":8: ratelimit \"a\": headers is for kind = requests or upgrades" },
+		{ BASE "route \"r\" {\n  pool = \"p\"\n  ratelimit = \"nope\"\n}\n",
+		  ":7: route \"r\": unknown ratelimit \"nope\"" },
+		{ BASE "ratelimit \"a\" { rate = 1 }\nroute \"r\" {\n  pool = \"p\"\n"
+		  "  ratelimit = \"a, a\"\n}\n",
+		  ":8: route \"r\": ratelimit \"a\" listed twice" },
+		{ BASE "route \"r\" {\n  pool = \"p\"\n  ratelimit = \"a/b\"\n}\n",
+		  ":7: route \"r\": invalid ratelimit \"a/b\" (\"a/b\" is not a name (1 to 64 letters, digits, "
+		  "\"_\", \"-\" or \".\"))" },
+		{ "trusted_proxies = \"10.0.0.0/33\"\n" BASE,
+		  ":1: invalid trusted_proxies \"10.0.0.0/33\" (\"10.0.0.0/33\" is not an address "
+		  "or ADDRESS/BITS)" },
+		{ "trusted_proxies = \"localhost\"\n" BASE,
+		  ":1: invalid trusted_proxies \"localhost\" (\"localhost\" is not an address "
+		  "or ADDRESS/BITS)" },
+	};
+	struct config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		expect_error(errors[i].text, errors[i].want);
+	cfg = load_ok("trusted_proxies = \"10.1.2.3/8, ::1 192.168.0.0/16\"\n" BASE
+		"ratelimit \"per-ip\" { rate = 100 per = 1m burst = 20 headers = on }\n"
+		"ratelimit \"per-key\" { rate = 5 key = \"header:X-Api-Key\" }\n"
+		"ratelimit \"msgs\" { rate = 3 per = 2s kind = messages on_exceed = drop }\n"
+		"ratelimit \"conns\" { rate = 2 kind = connections key = route }\n"
+		"route \"r\" { pool = \"p\" ratelimit = \"per-ip,per-key msgs  conns\" }\n"
+		"route \"z\" { path = \"/z\" pool = \"p\" }\n");
+	assert_int_equal(cfg->ntrusted, 3);
+	assert_int_equal(cfg->trusted[0].family, AF_INET);
+	assert_int_equal(cfg->trusted[0].bits, 8);
+	assert_int_equal(cfg->trusted[0].addr[1], 0);		/* host bits cleared */
+	assert_int_equal(cfg->trusted[1].family, AF_INET6);
+	assert_int_equal(cfg->trusted[1].bits, 128);
+	assert_int_equal(cfg->nratelimits, 4);
+	assert_string_equal(cfg->ratelimits[0].name, "per-ip");
+	assert_int_equal(cfg->ratelimits[0].rate, 100);
+	assert_int_equal(cfg->ratelimits[0].per_s, 60);
+	assert_int_equal(cfg->ratelimits[0].t_us, 600000);
+	assert_int_equal(cfg->ratelimits[0].tau_us, 20 * 600000);
+	assert_true(cfg->ratelimits[0].headers);
+	assert_int_equal(cfg->ratelimits[0].key, RL_KEY_CLIENT);
+	assert_int_equal(cfg->ratelimits[1].key, RL_KEY_HEADER);
+	assert_string_equal(cfg->ratelimits[1].key_name, "X-Api-Key");
+	assert_int_equal(cfg->ratelimits[1].per_s, 1);
+	assert_int_equal(cfg->ratelimits[1].burst, 0);
+	assert_int_equal(cfg->ratelimits[2].kind, RL_KIND_MESSAGES);
+	assert_int_equal(cfg->ratelimits[2].on_exceed, RL_EXCEED_DROP);
+	assert_int_equal(cfg->ratelimits[3].kind, RL_KIND_CONNECTIONS);
+	assert_int_equal(cfg->ratelimits[3].key, RL_KEY_ROUTE);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct config_route *r = &cfg->routes[i];
+
+		if (strcmp(r->name, "z") == 0) {
+			assert_int_equal(r->nrl, 0);
+			continue;
+		}
+		assert_int_equal(r->nrl, 4);
+		assert_ptr_equal(r->rl[0], &cfg->ratelimits[0]);
+		assert_ptr_equal(r->rl[3], &cfg->ratelimits[3]);
+		assert_int_equal(r->rl_kinds, RL_KINDS_BIT(RL_KIND_REQUESTS) |
+			RL_KINDS_BIT(RL_KIND_MESSAGES) | RL_KINDS_BIT(RL_KIND_CONNECTIONS));
+	}
+	config_unref(cfg);
+}
+
 /* ---------------------------------------------- sluice.conf and the docs */
 
 static char *
@@ -1513,7 +1672,11 @@ test_reference_files(void **state)
 	 * resolve_family in pools and in servers. */
 	/* Health has 23: the health section and its 15, the passive section
 	 * and its 5, and slow_start. */
-	assert_int_equal(rc.count, 87);
+	/* Redis has 8: the redis section and its 7. */
+	/* PROXY protocol has 1: proxy_protocol in listeners. */
+	/* Rate limits have 10: the ratelimit section and its 7, a route's
+	 * ratelimit and trusted_proxies. */
+	assert_int_equal(rc.count, 106);
 	free(rc.conf);
 	free(rc.docs);
 }
@@ -1558,6 +1721,7 @@ main(void)
 		cmocka_unit_test(test_structure_errors),
 		cmocka_unit_test(test_sticky_options),
 		cmocka_unit_test(test_balance_options),
+		cmocka_unit_test(test_redis_options),
 		cmocka_unit_test(test_sticky_key_random),
 		cmocka_unit_test(test_health_options),
 		cmocka_unit_test(test_file_errors),
@@ -1568,6 +1732,7 @@ main(void)
 		cmocka_unit_test(test_tls_load),
 		cmocka_unit_test(test_tls_errors),
 		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_ratelimit_options),
 		cmocka_unit_test(test_reference_files),
 		cmocka_unit_test(test_sluice_conf),
 	};

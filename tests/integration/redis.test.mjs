@@ -1,0 +1,301 @@
+// Rate limits kept in Redis (redis { }): exact GCRA edges through a real
+// redis-server, each on_error mode while Redis is killed and restarted
+// under load, Redis slower than the budget (DEBUG SLEEP), AUTH with a
+// password and with an ACL user, and the fleet: three sluice processes
+// sharing one Redis stay within 2% of the configured limit; and a reload
+// keeps an unchanged redis section and refuses a changed one.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { SLOW, sleep, startSluice } from './lib/sluice.mjs';
+import { startBackend } from './lib/backend.mjs';
+import { haveRedis, startRedis } from './lib/redis.mjs';
+
+const skip = haveRedis() ? false : 'redis-server not installed';
+
+let prefixSeq = 0;
+/** A key prefix of its own per sluice, so that tests never share a TAT. */
+function freshPrefix() {
+	return `t${process.pid}:${++prefixSeq}:`;
+}
+
+function config({ backend, redis, rate, per = '1s', burst = 0, redisExtra = '', workers = 2, prefix }) {
+	return (ctx) => `workers = ${workers}
+access_log = "${ctx.accessLogPath}"
+shutdown_timeout = 1s
+listener "web" { address = "127.0.0.1:${ctx.port}" }
+pool "p" { server "a" { address = "127.0.0.1:${backend.port}" } }
+ratelimit "lim" {
+  rate = ${rate}
+  per = ${per}
+  burst = ${burst}
+  headers = on
+}
+route "all" { pool = "p" ratelimit = "lim" }
+redis {
+  address = "${redis.address}"
+  prefix = "${prefix ?? freshPrefix()}"
+${redisExtra}
+}
+`;
+}
+
+/** One GET on a fresh connection: {status, headers, ms}. */
+function get(url, { agent = false, timeout = 5000 } = {}) {
+	return new Promise((resolve, reject) => {
+		const t0 = performance.now();
+		const req = http.get(url, { agent }, (res) => {
+			res.resume();
+			res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, ms: performance.now() - t0 }));
+		});
+		req.setTimeout(timeout, () => req.destroy(new Error('timeout')));
+		req.on('error', reject);
+	});
+}
+
+/**
+ * Requests as fast as `concurrency` keep-alive clients go, spread over
+ * urls, until stop() (or durationMs). Resolves with every answer's
+ * {status, at} (at: ms since start) and the elapsed time.
+ */
+function hammer(urls, { concurrency = 8, durationMs = Infinity } = {}) {
+	const agents = urls.map(() => new http.Agent({ keepAlive: true, maxSockets: concurrency }));
+	const results = [];
+	const t0 = performance.now();
+	let stopped = false;
+	const stopTimer = Number.isFinite(durationMs) ? setTimeout(() => { stopped = true; }, durationMs) : null;
+	const one = (i) => new Promise((resolve) => {
+		const u = i % urls.length;
+		const req = http.get(urls[u], { agent: agents[u] }, (res) => {
+			res.resume();
+			res.on('end', () => resolve(res.statusCode));
+		});
+		req.on('error', () => resolve(0));
+	});
+	const loop = async (i) => {
+		while (!stopped) {
+			const status = await one(i);
+			results.push({ status, at: performance.now() - t0 });
+		}
+	};
+	const done = Promise.all(Array.from({ length: concurrency * urls.length }, (_, i) => loop(i)))
+		.then(() => {
+			clearTimeout(stopTimer);
+			for (const a of agents) a.destroy();
+			return { results, elapsed: performance.now() - t0 };
+		});
+	return { done, stop() { stopped = true; return done; } };
+}
+
+function countBy(results, from = 0, to = Infinity) {
+	const c = {};
+	for (const r of results) if (r.at >= from && r.at < to) c[r.status] = (c[r.status] || 0) + 1;
+	return c;
+}
+
+function linesMatching(log, re) {
+	return log.split('\n').filter((l) => re.test(l));
+}
+
+async function waitFor(fn, ms, what) {
+	const deadline = Date.now() + ms;
+	while (Date.now() < deadline) {
+		if (await fn()) return;
+		await sleep(20);
+	}
+	throw new Error(`timed out waiting for ${what}`);
+}
+
+test('exact edges through Redis: the burst, then one per interval', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const prefix = freshPrefix();
+	// T = 200ms, burst 4: five at once, then one each 200ms.
+	const s = await startSluice({ t, config: config({ backend, redis, rate: 5, burst: 4, prefix }) });
+
+	for (let i = 0; i < 5; i++) {
+		const r = await get(`${s.url}/x`);
+		assert.equal(r.status, 200, `request ${i + 1} of the burst`);
+		assert.match(r.headers.ratelimit, /^"lim";r=\d+;t=\d+$/);
+	}
+	const denied = await get(`${s.url}/x`);
+	assert.equal(denied.status, 429);
+	assert.equal(denied.headers['retry-after'], '1');
+	assert.equal(denied.headers['ratelimit-policy'], '"lim";q=5;w=1');
+	// The TAT lives in Redis under the prefix, with an expiry.
+	const keys = await redis.cmd('KEYS', `${prefix}*`);
+	assert.deepEqual(keys, [`${prefix}lim:127.0.0.1`]);
+	const pttl = await redis.cmd('PTTL', keys[0]);
+	assert.ok(pttl > 0 && pttl <= 1100, `PTTL ${pttl}`);
+
+	// Steady rate: one more each T, never two.
+	for (let k = 0; k < 3; k++) {
+		await sleep(230);
+		assert.equal((await get(`${s.url}/x`)).status, 200, `after interval ${k + 1}`);
+		assert.equal((await get(`${s.url}/x`)).status, 429, `second within interval ${k + 1}`);
+	}
+	assert.match(s.errorLog(), /redis 127\.0\.0\.1:\d+ connected/);
+});
+
+for (const mode of ['allow', 'deny', 'local']) {
+	test(`Redis killed and restarted under load: on_error = ${mode}`, { skip, timeout: 60000 }, async (t) => {
+		const backend = await startBackend();
+		t.after(() => backend.close());
+		const redis = await startRedis({ t });
+		// 20 a second with a burst of 5: far below what the clients send.
+		const s = await startSluice({
+			t, config: config({ backend, redis, rate: 20, burst: 5, redisExtra: `  on_error = ${mode}\n  timeout = 50ms` }),
+		});
+		const load = hammer([`${s.url}/x`], { concurrency: 4 });
+		await sleep(1000);
+		const killedAt = performance.now();
+		await redis.stop();
+		await waitFor(() => /unreachable/.test(s.errorLog()), 3000 * SLOW, 'the unreachable line');
+		const downFrom = performance.now() - killedAt + 1000 + 100;
+		await sleep(1500);
+		const downTo = performance.now() - killedAt + 1000;
+		await redis.start();
+		await waitFor(() => /reachable again/.test(s.errorLog()), 8000 * SLOW, 'the reachable again line');
+		const upAt = performance.now() - killedAt + 1000;
+		await sleep(1000);
+		const { results } = await load.stop();
+
+		const down = countBy(results, downFrom, downTo);
+		const after = countBy(results, upAt + 200, Infinity);
+		const downTotal = Object.values(down).reduce((a, b) => a + b, 0);
+		assert.ok(downTotal > 50, `load while down: ${JSON.stringify(down)}`);
+		const secs = (downTo - downFrom) / 1000;
+		if (mode === 'allow') {
+			assert.deepEqual(Object.keys(down), ['200'], `allow while down: ${JSON.stringify(down)}`);
+		} else if (mode === 'deny') {
+			assert.deepEqual(Object.keys(down), ['429'], `deny while down: ${JSON.stringify(down)}`);
+		} else {
+			// The in-process limiter: its own burst and rate while Redis is away.
+			assert.ok(down[429] > 0, `local while down: ${JSON.stringify(down)}`);
+			assert.ok(down[200] <= 6 + 20 * secs + 2, `local while down: ${JSON.stringify(down)}`);
+		}
+		// Back to Redis's limit, by itself: most requests are 429 again, some pass.
+		assert.ok(after[200] > 0 && after[429] > after[200], `after recovery: ${JSON.stringify(after)}`);
+		const log = s.errorLog();
+		assert.equal(linesMatching(log, /unreachable/).length, 1, log);
+		assert.equal(linesMatching(log, /reachable again/).length, 1, log);
+		assert.match(log, new RegExp(`unreachable: .*; on_error = ${mode}`));
+	});
+}
+
+test('Redis slower than the budget (DEBUG SLEEP): on_error answers in time', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	// High limit (never reached) and lease_max = 1: every request asks Redis.
+	const s = await startSluice({
+		t, config: config({ backend, redis, rate: 100000, burst: 0, workers: 1,
+			redisExtra: '  on_error = deny\n  timeout = 20ms\n  lease_max = 1' }),
+	});
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+	const sleeping = redis.cmd('DEBUG', 'SLEEP', '0.5');
+	await sleep(50);
+	const during = [];
+	for (let i = 0; i < 5; i++) during.push(await get(`${s.url}/x`));
+	await sleeping;
+	for (const r of during) {
+		assert.equal(r.status, 429, 'on_error = deny during the sleep');
+		assert.ok(r.ms < 150 * SLOW, `answered within the budget, not after the sleep: ${r.ms}ms`);
+	}
+	await waitFor(async () => (await get(`${s.url}/x`)).status === 200, 2000, 'answers in time again');
+	// The late answer's token was a lease; the next ones ask Redis again.
+	for (let i = 0; i < 3; i++) assert.equal((await get(`${s.url}/x`)).status, 200);
+	const log = s.errorLog();
+	assert.equal(linesMatching(log, /slow: no answer within 20ms; on_error = deny/).length, 1, log);
+	assert.equal(linesMatching(log, /answers within 20ms again/).length, 1, log);
+});
+
+test('AUTH with a password from the environment, and with an ACL user', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t, args: ['--requirepass', 'pw-one'] });
+	redis.auth = ['pw-one'];
+	const withPass = await startSluice({
+		t, env: { SLUICE_TEST_REDIS_PW: 'pw-one' },
+		config: config({ backend, redis, rate: 1, per: '1m', burst: 1,
+			redisExtra: '  password = "${SLUICE_TEST_REDIS_PW}"\n  on_error = allow' }),
+	});
+	const codes = [];
+	for (let i = 0; i < 3; i++) codes.push((await get(`${withPass.url}/x`)).status);
+	assert.deepEqual(codes, [200, 200, 429]);
+	assert.match(withPass.errorLog(), /connected/);
+
+	assert.equal(await redis.cmd('ACL', 'SETUSER', 'limiter', 'on', '>pw-two', '~*', '+@all'), 'OK');
+	const withUser = await startSluice({
+		t, config: config({ backend, redis, rate: 1, per: '1m', burst: 0,
+			redisExtra: '  user = limiter\n  password = "pw-two"\n  on_error = allow' }),
+	});
+	assert.equal((await get(`${withUser.url}/x`)).status, 200);
+	assert.equal((await get(`${withUser.url}/x`)).status, 429);
+
+	// A wrong password: said once, and on_error applies.
+	const wrong = await startSluice({
+		t, config: config({ backend, redis, rate: 1, per: '1m', burst: 0,
+			redisExtra: '  password = "nope"\n  on_error = allow' }),
+	});
+	for (let i = 0; i < 3; i++) assert.equal((await get(`${wrong.url}/x`)).status, 200);
+	await sleep(300);
+	const log = wrong.errorLog();
+	assert.equal(linesMatching(log, /unreachable: AUTH failed/).length, 1, log);
+	assert.doesNotMatch(log, /nope/);
+});
+
+test('fleet: three sluice processes share one Redis within 2% of the limit', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const prefix = freshPrefix();
+	const rate = 1000, burst = 10;
+	const fleet = [];
+	for (let i = 0; i < 3; i++) {
+		// A budget well above any round trip of a loaded test machine: this
+		// measures what Redis and the leases decide, not on_error's
+		// per-process fallback (which knows nothing of the other replicas).
+		fleet.push(await startSluice({
+			t, config: config({ backend, redis, rate, per: '10s', burst, prefix, redisExtra: '  timeout = 200ms' }),
+		}));
+	}
+	const durationMs = 10000;
+	const { results, elapsed } = await hammer(fleet.map((s) => `${s.url}/x`), { concurrency: 8, durationMs }).done;
+	const c = countBy(results);
+	const allowed = c[200] || 0;
+	// GCRA over the run: burst + 1 at once, then one each T = 10ms.
+	const expected = burst + 1 + Math.floor(elapsed / (10000 / rate));
+	const err = (allowed - expected) / expected;
+	console.log(`fleet: ${results.length} requests in ${elapsed.toFixed(0)}ms, ${allowed} allowed, `
+		+ `expected ${expected} (${(err * 100).toFixed(2)}%), ${c[429] || 0} denied`);
+	assert.ok(results.length > 3 * allowed, `the load was well above the limit: ${JSON.stringify(c)}`);
+	assert.ok(Math.abs(err) <= 0.02, `allowed ${allowed}, expected ${expected}: ${(err * 100).toFixed(2)}%`);
+	for (const s of fleet) {
+		assert.ok(s.accessLog().some((l) => l.status === 200), 'every replica let some through');
+		assert.doesNotMatch(s.errorLog(), /slow|unreachable/);
+	}
+});
+
+test('reload: the same redis section is kept, a changed one is refused', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const s = await startSluice({ t, config: config({ backend, redis, rate: 1, per: '1m', burst: 0 }) });
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+	assert.equal((await get(`${s.url}/x`)).status, 429);
+
+	// Same redis section, another limit: taken, and still counted in Redis.
+	fs.writeFileSync(s.configPath, s.config.replace('burst = 0', 'burst = 5'));
+	process.kill(s.pid, 'SIGHUP');
+	await waitFor(() => /configuration reloaded/.test(s.errorLog()), 5000, 'the reload');
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+
+	fs.writeFileSync(s.configPath, s.config.replace(/timeout = \d+ms\n|prefix = /, (m) => `timeout = 50ms\n  ${m}`));
+	process.kill(s.pid, 'SIGHUP');
+	await waitFor(() => /the redis section changed/.test(s.errorLog()), 5000, 'the refusal');
+	assert.match(s.errorLog(), /reload of .* refused, the running configuration stays: the redis section changed/);
+});
