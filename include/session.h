@@ -137,11 +137,10 @@ struct exchange {
 	const struct rl_policy *rl_hdr;
 	struct rl_result rl_hdr_r;
 	const struct rl_policy *rl_denied;
-	/* The request's key for a keyed balancer (balance = hash); 0: none.
-	 * Last, so that resetting an exchange stops before the buffer: it is
-	 * only read up to hash_key_len, which the reset clears. */
+	/* The request's key for a keyed balancer (balance = hash), in the
+	 * session's hash_key_buf; length 0: none. */
+	const char *hash_key;
 	size_t hash_key_len;
-	char hash_key[LB_KEY_MAX];
 };
 
 /* Owned by its worker (worker.sessions); freed through worker_defer_free. */
@@ -150,6 +149,9 @@ struct session {
 	struct worker *w;
 	struct config *cfg;		/* the generation it was accepted under */
 	const struct config_listener *listener;	/* in cfg: where it was accepted */
+	/* LB_KEY_MAX bytes for the hash key, made on the first request routed
+	 * to a keyed pool: most sessions never need it, idle tunnels least. */
+	char *hash_key_buf;
 	uint64_t id;
 	struct conn *c;			/* the client connection */
 	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port": the client's */

@@ -169,7 +169,7 @@ exchange_reset(struct session *s)
 	free(ex->uri);
 	if (head_out != NULL)
 		evbuffer_drain(head_out, evbuffer_get_length(head_out));
-	memset(ex, 0, offsetof(struct exchange, hash_key));
+	memset(ex, 0, sizeof(*ex));
 	ex->head_out = head_out;
 }
 
@@ -548,6 +548,7 @@ session_free(struct session *s)
 
 	proxy_parser_free(s->pp);
 	free(s->peer);
+	free(s->hash_key_buf);
 	/* Releases the connections it counted (kind = connections). */
 	rl_sess_free(s->rl);
 	free(s->ex.uri);
@@ -799,9 +800,16 @@ session_read_head(struct session *s)
 	}
 	if (ex->route->sticky != 0)
 		forward_sticky_lookup(s, &h, &t);
-	if (ex->route->pool->keyed)
+	if (ex->route->pool->keyed) {
+		if (s->hash_key_buf == NULL && (s->hash_key_buf = malloc(LB_KEY_MAX)) == NULL) {
+			evbuffer_drain(in, head_len);
+			session_fail(s, 500, TERM_INTERNAL);
+			return false;
+		}
+		ex->hash_key = s->hash_key_buf;
 		ex->hash_key_len = lb_key_extract(ex->route->pool, &h, t.path, t.path_len, s->addr,
-			ex->hash_key);
+			s->hash_key_buf);
+	}
 	if (forward_build_request(s, &h, &t) < 0) {
 		evbuffer_drain(in, head_len);
 		session_fail(s, 500, TERM_INTERNAL);
