@@ -28,6 +28,13 @@ int pool_attach(struct config *cfg) __attribute__((warn_unused_result));
 const struct config_server *pool_pick(struct config_pool *pool, const unsigned *tried,
 		size_t ntried, const char *key, size_t key_len);
 
+/*
+ * Count a request answered 503 because no server of pool was usable, and
+ * log it at most once a second with the count. Any worker.
+ */
+void pool_note_unusable(struct config_pool *pool);
+unsigned long long pool_unusable_count(const struct config_pool *pool);
+
 /* Whether any server of pool may get new sessions now. */
 bool pool_any_usable(const struct config_pool *pool);
 

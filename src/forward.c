@@ -517,8 +517,7 @@ forward_try(struct session *s)
 			ex->hash_key_len > 0 ? ex->hash_key : NULL, ex->hash_key_len);
 	if (srv == NULL) {
 		if (ex->ntried == 0 && !pool_any_usable(ex->route->pool)) {
-			log_warn("s%llu %s: no usable server in pool %s", SID(s),
-				ex->route->pool->name);
+			pool_note_unusable(ex->route->pool);
 			session_fail(s, 503, TERM_NO_SERVER);
 			return;
 		}

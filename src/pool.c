@@ -10,9 +10,11 @@
 #include "config-t.h"
 #include "health.h"
 #include "lb.h"
+#include "log.h"
 #include "pool.h"
 #include "server.h"
 #include "sticky.h"
+#include "util.h"
 
 /* A pick's view lives on the stack up to this many servers. */
 #define POOL_VIEW_STACK 64
@@ -24,6 +26,11 @@ struct pool {
 	void *state;
 	struct server_rt *servers;	/* one per config server, by index */
 	size_t nservers;
+	/* 503s for want of a usable server: counted, and logged at most once
+	 * a second (pool_note_unusable), not once per request. */
+	atomic_ullong no_server;
+	atomic_ullong no_server_logged;	/* the count when it was last logged */
+	atomic_ullong no_server_log_ms;	/* when (util_now_us() / 1000) */
 };
 
 void
@@ -194,6 +201,29 @@ pool_pick(struct config_pool *pool, const unsigned *tried, size_t ntried, const 
 	if (view != stack)
 		free(view);
 	return srv;
+}
+
+void
+pool_note_unusable(struct config_pool *pool)
+{
+	struct pool *p = pool->rt;
+	unsigned long long n = atomic_fetch_add(&p->no_server, 1) + 1;
+	unsigned long long now = util_now_us() / 1000, last = atomic_load(&p->no_server_log_ms);
+
+	/* One worker wins the second's log line; the others only count. */
+	if ((last == 0 || now - last >= 1000) &&
+	    atomic_compare_exchange_strong(&p->no_server_log_ms, &last, now)) {
+		unsigned long long before = atomic_exchange(&p->no_server_logged, n);
+
+		log_warn("pool %s: no usable server: 503 (%llu since the last such line, %llu in all)",
+			pool->name, n - before, n);
+	}
+}
+
+unsigned long long
+pool_unusable_count(const struct config_pool *pool)
+{
+	return atomic_load(&pool->rt->no_server);
 }
 
 bool

@@ -389,6 +389,12 @@ test('no usable server: 503 at once with Retry-After, and a Socket.io handshake 
 	client.close();
 	assert.ok(err, 'no connection');
 	assert.ok(Date.now() - t0 < 1000 * SLOW, `connect_error after ${Date.now() - t0} ms`);
+
+	// An outage does not flood the error log: 50 more 503s within a
+	// second give at most one more line, which carries the count.
+	for (let i = 0; i < 50; i++) assert.equal((await request(s.port, { path: `/n${i}` })).status, 503);
+	const noServer = s.errorLog().match(/pool chat: no usable server: 503 \(\d+ since the last such line, \d+ in all\)/g) || [];
+	assert.ok(noServer.length >= 1 && noServer.length <= 3, `no-server lines: ${noServer.length}`);
 });
 
 test('a reload keeps health by name: a down server stays down', async (t) => {
