@@ -291,3 +291,37 @@ test('PROXY then TLS on a TLS listener', async (t) => {
 	await s.waitForLog(/bad PROXY header: not a PROXY protocol header/);
 	assert.equal(b.requests.length, 2);
 });
+
+test('rate limits key on the PROXY source address, v1 and v2 alike', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({
+		t,
+		listen: [{ name: 'edge', host: '127.0.0.1' }],
+		config: (ctx) => `workers = 1
+access_log = ${JSON.stringify(ctx.accessLogPath)}
+listener "edge" {
+	address = "127.0.0.1:${ctx.listeners[0].port}"
+	proxy_protocol = on
+}
+pool "p" { server "a" { address = "${b.address}" } }
+ratelimit "per-client" { rate = 1 per = 60s key = client }
+route "all" { pool = "p" ratelimit = "per-client" }
+`,
+	});
+	const port = s.listeners[0].port;
+	const status = async (header) => (await exchange(port, [header, get()])).rs[0].status;
+
+	// One request a minute per client: the first from each source passes,
+	// the next one from the same source is refused, whichever version
+	// carried it; all connections come from 127.0.0.1.
+	assert.equal(await status('PROXY TCP4 203.0.113.7 10.0.0.1 40000 8080\r\n'), 200);
+	assert.equal(await status('PROXY TCP4 203.0.113.7 10.0.0.1 40001 8080\r\n'), 429);
+	assert.equal(await status(v2Inet('203.0.113.7', 40002, '10.0.0.1', 8080)), 429);
+	assert.equal(await status(v2Inet('203.0.113.8', 40003, '10.0.0.1', 8080)), 200);
+	assert.equal(await status('PROXY TCP4 203.0.113.9 10.0.0.1 40004 8080\r\n'), 200);
+	assert.equal(await status(v2Inet6('2001:db8::5', 40005, '2001:db8::1', 8080)), 200);
+	assert.equal(await status('PROXY TCP6 2001:db8::5 2001:db8::1 40006 8080\r\n'), 429);
+	const refused = s.accessLog().filter((l) => l.status === 429);
+	assert.deepEqual(refused.map((l) => [l.client.replace(/:\d+$/, ''), l.termination]),
+		[['203.0.113.7', 'rate_limited'], ['203.0.113.7', 'rate_limited'], ['[2001:db8::5]', 'rate_limited']]);
+});
