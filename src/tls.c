@@ -43,11 +43,23 @@ static const unsigned char alpn_http11[] = "\x08http/1.1";
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int ctx_index = -1;		/* SSL_CTX ex_data: its struct tls_server */
 static int slot_index = -1;		/* SSL ex_data: its struct client_slot */
+/*
+ * The ticket ciphers, fetched once: EVP_aes_256_cbc() and the like make
+ * OpenSSL 3 look the algorithm up by name, under a lock, on every ticket
+ * (two per full handshake). Kept for the life of the process.
+ */
+static EVP_CIPHER *ticket_aes256, *ticket_aes128;
 
 static void
 init_openssl(void)
 {
 	OPENSSL_init_ssl(0, NULL);
+	ticket_aes256 = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	ticket_aes128 = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
+	if (ticket_aes256 == NULL || ticket_aes128 == NULL) {
+		fputs("sluice: OpenSSL has no AES-CBC for session tickets\n", stderr);
+		abort();
+	}
 	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (ctx_index < 0 || slot_index < 0) {
@@ -862,8 +874,8 @@ on_ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_C
 		k = &r->keys[0];
 		memcpy(key_name, k->name, TICKET_NAME_LEN);
 		if (RAND_bytes(iv, TICKET_IV_LEN) == 1 &&
-		    EVP_EncryptInit_ex(ectx, k->secret_len == 32 ? EVP_aes_256_cbc() :
-			    EVP_aes_128_cbc(), NULL, k->aes, iv) == 1 &&
+		    EVP_EncryptInit_ex2(ectx, k->secret_len == 32 ? ticket_aes256 : ticket_aes128,
+			    k->aes, iv, NULL) == 1 &&
 		    set_ticket_mac(hctx, k) == 0)
 			rc = 1;
 	} else {
@@ -874,8 +886,8 @@ on_ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, EVP_CIPHER_C
 			rc = 0;
 		} else {
 			k = &r->keys[i];
-			if (EVP_DecryptInit_ex(ectx, k->secret_len == 32 ? EVP_aes_256_cbc() :
-				    EVP_aes_128_cbc(), NULL, k->aes, iv) == 1 &&
+			if (EVP_DecryptInit_ex2(ectx, k->secret_len == 32 ? ticket_aes256 :
+				    ticket_aes128, k->aes, iv, NULL) == 1 &&
 			    set_ticket_mac(hctx, k) == 0)
 				rc = i == 0 ? 1 : 2;
 		}
