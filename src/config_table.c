@@ -422,7 +422,7 @@ static const struct opt_def redis_opts[] = {
 	{ .name = "on_error", .type = OPT_REDIS_ERROR, .def = "local",
 	  .off = REDIS_FIELD(on_error),
 	  .help = "when Redis is slow or down: allow, deny (429) or local (the in-process limiter)" },
-	{ .name = "lease_max", .type = OPT_UINT, .def = "64", .min = 1, .max = 10000,
+	{ .name = "lease_max", .type = OPT_UINT, .def = "256", .min = 1, .max = 10000,
 	  .off = REDIS_FIELD(lease_max),
 	  .help = "most tokens a worker takes from Redis at once for one key (a lease)" },
 };

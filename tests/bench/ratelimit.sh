@@ -17,7 +17,7 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2}
 WRK_THREADS=${WRK_THREADS:-1}
-LEASE_MAX=${LEASE_MAX:-64}
+LEASE_MAX=${LEASE_MAX:-256}
 BODY='hello, world\n'
 # Two sluice targets: "sluice" without limits is the reference.
 TARGETS="sluice sluice-rl"

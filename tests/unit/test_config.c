@@ -701,7 +701,7 @@ test_redis_options(void **state)
 	assert_string_equal(cfg->redis.prefix, "sluice:rl:");
 	assert_int_equal(cfg->redis.timeout_ms, 5);
 	assert_int_equal(cfg->redis.on_error, CONFIG_REDIS_LOCAL);
-	assert_int_equal(cfg->redis.lease_max, 64);
+	assert_int_equal(cfg->redis.lease_max, 256);
 	config_unref(cfg);
 
 	cfg = load_ok(BASE "redis {\n  address = \"redis.internal:6380\"\n  user = sluice\n"
