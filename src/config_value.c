@@ -33,6 +33,18 @@ static const char *const family_names[] = {
 	[CONFIG_FAMILY_IPV6] = "ipv6",
 };
 
+static const char *const check_type_names[] = {
+	[CONFIG_CHECK_HTTP] = "http",
+	[CONFIG_CHECK_SOCKETIO] = "socketio",
+	[CONFIG_CHECK_TCP] = "tcp",
+};
+
+static const char *const redis_error_names[] = {
+	[CONFIG_REDIS_ALLOW] = "allow",
+	[CONFIG_REDIS_DENY] = "deny",
+	[CONFIG_REDIS_LOCAL] = "local",
+};
+
 /* ----------------------------------------------------------------- helpers */
 
 static void
@@ -439,14 +451,29 @@ parse_rl_key(const char *text, struct opt_value *v, char *why, size_t whylen)
 	return -1;
 }
 
-/* Index of text in names[0..n), or -1. */
+/* Index of text in names[0..n) (NULL entries: enum values without a name), or -1. */
 static int
 word_index(const char *text, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(text, names[i]) == 0)
+		if (names[i] != NULL && strcmp(text, names[i]) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* A value that must be one of names[0..n): its index in v->n, or -1 with expected in why. */
+static int
+keyword(const char *text, const char *const *names, size_t n, struct opt_value *v,
+		const char *expected, char *why, size_t whylen)
+{
+	int k = word_index(text, names, n);
+
+	if (k < 0) {
+		snprintf(why, whylen, "%s", expected);
+		return -1;
+	}
+	v->n = (unsigned)k;
+	return 0;
 }
 
 /* "a b,c": names separated by spaces or commas, each a valid name. */
@@ -549,41 +576,6 @@ parse_cidrs(const char *s, struct config_cidr *out, char *why, size_t whylen)
 		return -1;
 	}
 	return count;
-}
-
-/* A health check's type: http, socketio or tcp. */
-static int
-parse_check_type(const char *s, unsigned long long *out)
-{
-	static const char *const names[] = {
-		[CONFIG_CHECK_HTTP] = "http",
-		[CONFIG_CHECK_SOCKETIO] = "socketio",
-		[CONFIG_CHECK_TCP] = "tcp",
-	};
-
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (strcmp(s, names[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	return -1;
-}
-
-static int
-parse_redis_error(const char *s, unsigned long long *out)
-{
-	static const char *const names[] = {
-		[CONFIG_REDIS_ALLOW] = "allow",
-		[CONFIG_REDIS_DENY] = "deny",
-		[CONFIG_REDIS_LOCAL] = "local",
-	};
-
-	for (size_t i = 0; i < ARRAY_LEN(names); i++)
-		if (strcmp(s, names[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	return -1;
 }
 
 /* "200-399" or "200": HTTP status codes 100..599, low first. */
@@ -843,13 +835,8 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 		break;
 	}
 	case OPT_LOG_LEVEL:
-		for (size_t i = 0; i < ARRAY_LEN(log_level_names); i++)
-			if (strcmp(text, log_level_names[i]) == 0) {
-				v->n = i;
-				return 0;
-			}
-		snprintf(why, whylen, "expected error, warn, info or debug");
-		return -1;
+		return keyword(text, log_level_names, ARRAY_LEN(log_level_names), v,
+			"expected error, warn, info or debug", why, whylen);
 	case OPT_LOG_TARGET:
 		if (text[0] == '\0') {
 			snprintf(why, whylen, "expected \"-\", \"off\" or a file path");
@@ -1024,25 +1011,14 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 		v->s = xstrdup(text);
 		return 0;
 	case OPT_FAMILY:
-		for (size_t i = 0; i < ARRAY_LEN(family_names); i++)
-			if (family_names[i] != NULL && strcmp(text, family_names[i]) == 0) {
-				v->n = i;
-				return 0;
-			}
-		snprintf(why, whylen, "expected any, ipv4 or ipv6");
-		return -1;
+		return keyword(text, family_names, ARRAY_LEN(family_names), v,
+			"expected any, ipv4 or ipv6", why, whylen);
 	case OPT_CHECK_TYPE:
-		if (parse_check_type(text, &v->n) < 0) {
-			snprintf(why, whylen, "expected http, socketio or tcp");
-			return -1;
-		}
-		return 0;
+		return keyword(text, check_type_names, ARRAY_LEN(check_type_names), v,
+			"expected http, socketio or tcp", why, whylen);
 	case OPT_REDIS_ERROR:
-		if (parse_redis_error(text, &v->n) < 0) {
-			snprintf(why, whylen, "expected allow, deny or local");
-			return -1;
-		}
-		return 0;
+		return keyword(text, redis_error_names, ARRAY_LEN(redis_error_names), v,
+			"expected allow, deny or local", why, whylen);
 	case OPT_RL_KEY:
 		return parse_rl_key(text, v, why, whylen);
 	case OPT_RL_KIND: {
@@ -1050,27 +1026,14 @@ config_value_convert(const struct opt_def *d, const char *text, struct opt_value
 			[RL_KIND_REQUESTS] = "requests", [RL_KIND_UPGRADES] = "upgrades",
 			[RL_KIND_MESSAGES] = "messages", [RL_KIND_CONNECTIONS] = "connections",
 		};
-		int k = word_index(text, kinds, ARRAY_LEN(kinds));
-
-		if (k < 0) {
-			snprintf(why, whylen, "expected requests, upgrades, messages or connections");
-			return -1;
-		}
-		v->n = (unsigned)k;
-		return 0;
+		return keyword(text, kinds, ARRAY_LEN(kinds), v,
+			"expected requests, upgrades, messages or connections", why, whylen);
 	}
 	case OPT_RL_EXCEED: {
 		static const char *const acts[] = {
 			[RL_EXCEED_CLOSE] = "close", [RL_EXCEED_DROP] = "drop",
 		};
-		int k = word_index(text, acts, ARRAY_LEN(acts));
-
-		if (k < 0) {
-			snprintf(why, whylen, "expected close or drop");
-			return -1;
-		}
-		v->n = (unsigned)k;
-		return 0;
+		return keyword(text, acts, ARRAY_LEN(acts), v, "expected close or drop", why, whylen);
 	}
 	case OPT_NAMES:
 		if (parse_names(text, why, whylen) < 0)
