@@ -82,11 +82,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 		read -r rps p99 reqs non2xx serr < <(parse_wrk "$BENCH_TMP/wrk-$t-$r.out") ||
 			bench_die "cannot parse wrk output for $t: $(cat "$BENCH_TMP/wrk-$t-$r.out")"
 		[ "${reqs:-0}" -gt 0 ] || bench_die "$t completed no request"
-		cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
+		cpu_us=$(us_per $((c1 - c0)) "$reqs")
 		if [ "$t" = backend ]; then
 			bcpu=$cpu_us
 		else
-			bcpu=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
+			bcpu=$(us_per $((b1 - b0)) "$reqs")
 		fi
 		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$rps" "$p99" "$reqs" \
 			"$cpu_us" "$bcpu" "$non2xx" "$serr" "$steal" "$other" >>"$RUNS"
@@ -97,8 +97,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-OUT=${BENCH_OUT:-$BENCH_DIR/results/http-$(date +%Y%m%d-%H%M%S).json}
-mkdir -p "$(dirname "$OUT")" || bench_die "cannot create $(dirname "$OUT")"
+OUT=$(bench_out http) || exit 1
 
 meta=()
 while IFS= read -r line; do

@@ -613,6 +613,20 @@ parse_wrk() {
 
 # Describe the machine and tool versions once per run, as key=value lines
 # for the report (the same keys appear in the JSON "meta" object).
+# us_per TICKS COUNT: CPU microseconds per unit (request, connection) from a
+# difference of /proc clock ticks; 0 when COUNT is 0.
+us_per() {
+	awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? d / hz * 1e6 / n : 0) }'
+}
+
+# bench_out SECTION: the JSON results path (BENCH_OUT, or a dated file under
+# results/), its directory created.
+bench_out() {
+	local out=${BENCH_OUT:-$BENCH_DIR/results/$1-$(date +%Y%m%d-%H%M%S).json}
+	mkdir -p "$(dirname "$out")" || bench_die "cannot create $(dirname "$out")"
+	echo "$out"
+}
+
 bench_machine_meta() {
 	echo "host=$(uname -n)"
 	echo "kernel=$(uname -sr)"

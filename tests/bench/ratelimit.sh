@@ -124,8 +124,8 @@ for ((r = 0; r < ROUNDS; r++)); do
 		read -r rps p99 reqs non2xx serr < <(parse_wrk "$BENCH_TMP/wrk-$t-$r.out") ||
 			bench_die "cannot parse wrk output for $t: $(cat "$BENCH_TMP/wrk-$t-$r.out")"
 		[ "${reqs:-0}" -gt 0 ] || bench_die "$t completed no request"
-		cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
-		rcpu=$(awk -v d=$((d1 - d0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d / hz * 1e6 / n }')
+		cpu_us=$(us_per $((c1 - c0)) "$reqs")
+		rcpu=$(us_per $((d1 - d0)) "$reqs")
 		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$rps" "$p99" "$reqs" \
 			"$cpu_us" "$rcpu" "$non2xx" "$serr" "$steal" "$other" >>"$RUNS"
 		warn=
@@ -135,8 +135,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-OUT=${BENCH_OUT:-$BENCH_DIR/results/ratelimit-$(date +%Y%m%d-%H%M%S).json}
-mkdir -p "$(dirname "$OUT")" || bench_die "cannot create $(dirname "$OUT")"
+OUT=$(bench_out ratelimit) || exit 1
 
 meta=()
 while IFS= read -r line; do

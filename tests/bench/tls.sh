@@ -215,11 +215,6 @@ for k in $KEY_TYPES; do
 	printf "$HEADER" >"$BENCH_TMP/runs-$k.tsv"
 done
 
-# us_per TICKS COUNT: CPU microseconds per unit.
-us_per() {
-	awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0 ? d / hz * 1e6 / n : 0) }'
-}
-
 for ((r = 0; r < ROUNDS; r++)); do
 	for t in $(round_order "$r" "${active[@]}"); do
 		for k in $KEY_TYPES; do
@@ -282,8 +277,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-OUT=${BENCH_OUT:-$BENCH_DIR/results/tls-$(date +%Y%m%d-%H%M%S).json}
-mkdir -p "$(dirname "$OUT")" || bench_die "cannot create $(dirname "$OUT")"
+OUT=$(bench_out tls) || exit 1
 rm -f "$OUT"
 
 meta=()

@@ -201,8 +201,7 @@ for t in "${!SKIPPED[@]}"; do
 	skipped+=(--skipped "$t=${SKIPPED[$t]}")
 done
 
-OUT=${BENCH_OUT:-$BENCH_DIR/results/ws-$(date +%Y%m%d-%H%M%S).json}
-mkdir -p "$(dirname "$OUT")" || bench_die "cannot create $(dirname "$OUT")"
+OUT=$(bench_out ws) || exit 1
 rm -f "$OUT"
 
 # --- echo --------------------------------------------------------------------
