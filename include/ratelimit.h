@@ -16,6 +16,7 @@
 #include "config-t.h"
 
 struct http_head;
+struct rl_hold;			/* a counted connection, the backend's own */
 
 /* Longest key a backend sees, policy name not included; longer header or
  * cookie values are shortened to a prefix and a hash of the whole. */
@@ -43,7 +44,20 @@ struct rl_backend_ops {
 	 * on failure (the caller lets the event through). */
 	int (*take)(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 		struct rl_result *r, rl_done_cb cb, void *arg);
-	/* The caller went away before cb: cb(arg) must not be called. */
+	/*
+	 * kind = connections: count one more connection of key under p,
+	 * unless p->rate are open already wherever the backend counts (the
+	 * process, or every replica). Returns as take(). When the answer is
+	 * "allowed", *hold is set (before take returns 0, or before cb runs)
+	 * to what release() gives back; it may be NULL when nothing was
+	 * counted (on_error = allow with no table, out of memory).
+	 */
+	int (*acquire)(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_hold **hold, struct rl_result *r, rl_done_cb cb, void *arg);
+	/* The connection counted by acquire is gone. Accepts NULL. */
+	void (*release)(void *be, struct rl_hold *hold);
+	/* The caller went away before cb: cb(arg) must not be called. An
+	 * acquire cancelled so counts nothing. */
 	void (*cancel)(void *be, void *arg);
 };
 
@@ -94,7 +108,8 @@ size_t rl_format_state(const struct rl_policy *p, const struct rl_result *r, cha
 /*
  * A process-wide table shared by the workers: striped mutexes, entries
  * {policy name, key, TAT} dropped once their TAT has passed. Also holds
- * the connection counts of kind = connections. Created by main.c.
+ * the connection counts of kind = connections (rl_local_ops.acquire).
+ * Created by main.c.
  */
 struct rl_local;
 
@@ -130,12 +145,13 @@ void rl_local_release(struct rl_local *t, struct rl_hold *h);
 
 struct rl_sess;
 
-/* One take() of an exchange, in flight or answered. */
+/* One take() or acquire() of an exchange, in flight or answered. */
 struct rl_slot {
 	struct rl_sess *rs;
 	const struct rl_policy *p;
 	bool pending;			/* the backend answers later */
 	bool failed;			/* the backend could not try: let through */
+	struct rl_hold *hold;		/* acquire(): what it counted, until held */
 	struct rl_result r;
 };
 
@@ -148,13 +164,11 @@ struct rl_slot {
 struct rl_sess {
 	const struct rl_backend_ops *ops;
 	void *be;
-	struct rl_local *local;
 	void (*resume)(void *arg);	/* the last pending answer came */
 	void *arg;
 	struct rl_slot slot[CONFIG_ROUTE_MAX_RL];
 	unsigned nslots;
 	unsigned npending;
-	const struct rl_policy *conn_over;	/* a connections limit said no */
 	struct rl_hold *held[CONFIG_ROUTE_MAX_RL];
 	const struct rl_policy *held_p[CONFIG_ROUTE_MAX_RL];
 	unsigned nheld;
@@ -177,9 +191,9 @@ enum rl_verdict {
 	RL_PENDING,			/* resume(arg) comes once every answer is in */
 };
 
-/* NULL when out of memory. The backend is the worker's; local is the
- * process-wide table (connections are counted there). */
-struct rl_sess *rl_sess_new(const struct rl_backend_ops *ops, void *be, struct rl_local *local,
+/* NULL when out of memory. The backend is the worker's: it counts the
+ * connections too, and takes them back when the session goes. */
+struct rl_sess *rl_sess_new(const struct rl_backend_ops *ops, void *be,
 		void (*resume)(void *arg), void *arg);
 
 /* Cancel what is pending, release the connections held, free. Accepts NULL. */

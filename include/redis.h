@@ -51,4 +51,7 @@ struct rl_redis_counters {
 
 void rl_redis_counters(struct rl_redis_counters *out);
 
+/* The SHA1 of a script, in hex, as EVALSHA names it. Returns 0 or -1. */
+int rl_redis_script_sha(const char *script, size_t len, char out[41]);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 
 /*
@@ -83,6 +84,9 @@ util_eq_nocase(const char *a, const char *b, size_t n)
 
 /* Microseconds of CLOCK_MONOTONIC: precise timing of an exchange's steps. */
 uint64_t util_now_us(void);
+
+/* From now until deadline (util_now_us() time), 0 once past: for evtimer_add(). */
+struct timeval util_tv_until(uint64_t deadline);
 
 
 #endif

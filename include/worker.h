@@ -22,7 +22,6 @@ struct upconn;
 struct http_header;
 struct sid_store;
 struct rl_backend_ops;
-struct rl_local;
 struct rl_redis;
 
 TAILQ_HEAD(session_list, session);
@@ -55,12 +54,11 @@ struct worker {
 	struct upconn_list idle_dead;		/* closed connections to free */
 	struct http_header *hdrs;		/* scratch for parsing heads */
 	struct sid_store *sids;			/* Engine.IO sid table, shared; not owned */
-	/* Rate limits (ratelimit.h): the backend takes go to (the in-process
-	 * table by default, set by main.c), and the in-process table itself,
-	 * shared by the workers (connections count there); not owned. */
+	/* Rate limits (ratelimit.h): the backend that takes tokens and counts
+	 * connections (the in-process table shared by the workers by
+	 * default, set by main.c); not owned. */
 	const struct rl_backend_ops *rl_ops;
 	void *rl_be;
-	struct rl_local *rl_local;
 	/* The worker's Redis backend when the file has a redis { } section
 	 * (then rl_ops/rl_be point at it); owned, freed with the worker. */
 	struct rl_redis *rl_redis;

@@ -332,7 +332,6 @@ main(int argc, char **argv)
 		}
 		m.workers[i]->done_fd = m.done[1];
 		m.workers[i]->sids = m.sids;
-		m.workers[i]->rl_local = m.rl;
 		m.workers[i]->rl_ops = &rl_local_ops;
 		m.workers[i]->rl_be = m.rl;
 		/* With redis { }, the limits go to Redis; the in-process table

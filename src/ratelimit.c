@@ -266,6 +266,30 @@ rl_format_state(const struct rl_policy *p, const struct rl_result *r, char *buf,
 
 /* ------------------------------------------------------------ admission */
 
+static bool
+is_conn(const struct rl_policy *p)
+{
+	return p->kind == RL_KIND_CONNECTIONS;
+}
+
+/* An answered acquire: the session holds what it counted until it goes. */
+static void
+slot_settle(struct rl_sess *rs, struct rl_slot *slot)
+{
+	if (!is_conn(slot->p) || !slot->r.allowed || slot->failed)
+		return;
+	if (rs->nheld == CONFIG_ROUTE_MAX_RL) {
+		/* Routes with many connections limits, one session across
+		 * them all: past the first eight it is not counted. */
+		rs->ops->release(rs->be, slot->hold);
+		slot->hold = NULL;
+		return;
+	}
+	rs->held[rs->nheld] = slot->hold;
+	rs->held_p[rs->nheld++] = slot->p;
+	slot->hold = NULL;
+}
+
 static void
 slot_done(void *arg, const struct rl_result *r)
 {
@@ -275,13 +299,13 @@ slot_done(void *arg, const struct rl_result *r)
 	UTIL_ASSERT(slot->pending && rs->npending > 0);
 	slot->r = *r;
 	slot->pending = false;
+	slot_settle(rs, slot);
 	if (--rs->npending == 0)
 		rs->resume(rs->arg);
 }
 
 struct rl_sess *
-rl_sess_new(const struct rl_backend_ops *ops, void *be, struct rl_local *local,
-		void (*resume)(void *arg), void *arg)
+rl_sess_new(const struct rl_backend_ops *ops, void *be, void (*resume)(void *arg), void *arg)
 {
 	struct rl_sess *rs = calloc(1, sizeof(*rs));
 
@@ -289,7 +313,6 @@ rl_sess_new(const struct rl_backend_ops *ops, void *be, struct rl_local *local,
 		return NULL;
 	rs->ops = ops;
 	rs->be = be;
-	rs->local = local;
 	rs->resume = resume;
 	rs->arg = arg;
 	return rs;
@@ -302,7 +325,7 @@ rl_sess_free(struct rl_sess *rs)
 		return;
 	rl_sess_cancel(rs);
 	for (unsigned i = 0; i < rs->nheld; i++)
-		rl_local_release(rs->local, rs->held[i]);
+		rs->ops->release(rs->be, rs->held[i]);
 	free(rs);
 }
 
@@ -335,7 +358,6 @@ rl_admit(struct rl_sess *rs, const struct rl_admit_in *in)
 
 	UTIL_ASSERT(rs->npending == 0);
 	rs->nslots = 0;
-	rs->conn_over = NULL;
 	for (unsigned i = 0; i < route->nrl; i++) {
 		const struct rl_policy *p = route->rl[i];
 		struct rl_slot *slot;
@@ -344,7 +366,7 @@ rl_admit(struct rl_sess *rs, const struct rl_admit_in *in)
 
 		if (p->kind == RL_KIND_MESSAGES ||
 		    (p->kind == RL_KIND_UPGRADES && !in->upgrade) ||
-		    (p->kind == RL_KIND_CONNECTIONS && holds(rs, p)))
+		    (is_conn(p) && holds(rs, p)))
 			continue;
 		if (p->key == RL_KEY_CLIENT && !have_client) {
 			rl_client_addr(in->cfg, in->peer_ip, in->h, client, sizeof(client));
@@ -353,24 +375,17 @@ rl_admit(struct rl_sess *rs, const struct rl_admit_in *in)
 		keylen = rl_key_build(p, route, in->h, client, key);
 		if (keylen == 0)
 			continue;	/* no such header or cookie: not counted */
-		if (p->kind == RL_KIND_CONNECTIONS) {
-			bool over = false;
-			struct rl_hold *hd = rl_local_acquire(rs->local, p, key, keylen, &over);
-
-			if (hd != NULL) {
-				rs->held[rs->nheld] = hd;
-				rs->held_p[rs->nheld++] = p;
-			} else if (over && rs->conn_over == NULL) {
-				rs->conn_over = p;
-			}
-			continue;
-		}
 		slot = &rs->slot[rs->nslots++];
 		slot->rs = rs;
 		slot->p = p;
 		slot->pending = false;
 		slot->failed = false;
-		rc = rs->ops->take(rs->be, p, key, keylen, &slot->r, slot_done, slot);
+		slot->hold = NULL;
+		if (is_conn(p))
+			rc = rs->ops->acquire(rs->be, p, key, keylen, &slot->hold, &slot->r,
+				slot_done, slot);
+		else
+			rc = rs->ops->take(rs->be, p, key, keylen, &slot->r, slot_done, slot);
 		if (rc == 1) {
 			slot->pending = true;
 			rs->npending++;
@@ -379,6 +394,8 @@ rl_admit(struct rl_sess *rs, const struct rl_admit_in *in)
 			 * on_error itself when it can): let it through. */
 			slot->failed = true;
 			slot->r = (struct rl_result){ .allowed = true };
+		} else {
+			slot_settle(rs, slot);
 		}
 	}
 	return rs->npending > 0 ? RL_PENDING : rl_verdict(rs);
@@ -387,12 +404,16 @@ rl_admit(struct rl_sess *rs, const struct rl_admit_in *in)
 enum rl_verdict
 rl_verdict(const struct rl_sess *rs)
 {
-	if (rs->conn_over != NULL)
-		return RL_DENY_CLOSE;
+	enum rl_verdict v = RL_ALLOW;
+
 	for (unsigned i = 0; i < rs->nslots; i++)
-		if (!rs->slot[i].r.allowed)
-			return RL_DENY;
-	return RL_ALLOW;
+		if (!rs->slot[i].r.allowed) {
+			/* Too many connections: this one must go. */
+			if (is_conn(rs->slot[i].p))
+				return RL_DENY_CLOSE;
+			v = RL_DENY;
+		}
+	return v;
 }
 
 const struct rl_policy *
@@ -400,9 +421,14 @@ rl_denial(const struct rl_sess *rs, struct rl_result *r)
 {
 	const struct rl_policy *worst = NULL;
 
-	if (rs->conn_over != NULL) {
-		*r = (struct rl_result){ .retry_after_s = 1, .reset_s = 1 };
-		return rs->conn_over;
+	for (unsigned i = 0; i < rs->nslots; i++) {
+		const struct rl_slot *slot = &rs->slot[i];
+
+		/* A connections limit says why the connection closes. */
+		if (!slot->r.allowed && is_conn(slot->p)) {
+			*r = slot->r;
+			return slot->p;
+		}
 	}
 	for (unsigned i = 0; i < rs->nslots; i++) {
 		const struct rl_slot *slot = &rs->slot[i];

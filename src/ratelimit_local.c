@@ -228,6 +228,28 @@ local_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 	return 0;
 }
 
+static int
+local_acquire(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_hold **hold, struct rl_result *r, rl_done_cb cb, void *arg)
+{
+	bool over;
+
+	(void)cb;
+	(void)arg;
+	*hold = rl_local_acquire(be, p, key, keylen, &over);
+	if (*hold == NULL && !over)
+		return -1;	/* out of memory */
+	/* No RateLimit field tells of connections: remaining stays 0. */
+	*r = (struct rl_result){ .allowed = !over, .reset_s = over, .retry_after_s = over };
+	return 0;
+}
+
+static void
+local_release(void *be, struct rl_hold *hold)
+{
+	rl_local_release(be, hold);
+}
+
 static void
 local_cancel(void *be, void *arg)
 {
@@ -238,5 +260,7 @@ local_cancel(void *be, void *arg)
 
 const struct rl_backend_ops rl_local_ops = {
 	.take = local_take,
+	.acquire = local_acquire,
+	.release = local_release,
 	.cancel = local_cancel,
 };

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "redis_conn.h"
 #include "util.h"
 
 /*
@@ -146,6 +147,7 @@ struct rl_redis {
 	struct event *sweep_ev;		/* forgets idle leases */
 	char sha[41];			/* SHA1 of gcra_script, hex */
 
+	struct rl_conns *conns;		/* kind = connections (redis_conn.c) */
 	struct lease **buckets;
 	size_t nbuckets;		/* a power of 2 */
 	size_t nleases;
@@ -395,15 +397,11 @@ static void
 arm_budget(struct rl_redis *rr)
 {
 	struct rl_wait *w = TAILQ_FIRST(&rr->waiting);
-	uint64_t now, d;
 	struct timeval tv;
 
 	if (w == NULL)
 		return;
-	now = util_now_us();
-	d = w->deadline > now ? w->deadline - now : 0;
-	tv.tv_sec = (time_t)(d / 1000000);
-	tv.tv_usec = (suseconds_t)(d % 1000000);
+	tv = util_tv_until(w->deadline);
 	evtimer_add(rr->budget_ev, &tv);
 }
 
@@ -633,9 +631,12 @@ connect_start(struct rl_redis *rr)
 	rr->state = RR_CONNECTING;
 	evtimer_add(rr->connect_ev, &ct);
 	/* Commands queue until the connect completes, in order: the
-	 * handshake first, then whatever take() sends. */
-	if (send_handshake(rr) < 0)
+	 * handshake first, the connection counts, then whatever take() sends. */
+	if (send_handshake(rr) < 0) {
 		drop(rr, "cannot queue the handshake");
+		return;
+	}
+	rl_conns_linked(rr->conns);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -829,11 +830,30 @@ rr_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 	return 1;
 }
 
+static int
+rr_acquire(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_hold **hold, struct rl_result *r, rl_done_cb cb, void *arg)
+{
+	struct rl_redis *rr = be;
+
+	return rl_conns_acquire(rr->conns, p, key, keylen, hold, r, cb, arg);
+}
+
+static void
+rr_release(void *be, struct rl_hold *hold)
+{
+	struct rl_redis *rr = be;
+
+	rl_conns_release(rr->conns, hold);
+}
+
 static void
 rr_cancel(void *be, void *arg)
 {
 	struct rl_redis *rr = be;
 	struct rl_wait *w, *next;
+
+	rl_conns_cancel(rr->conns, arg);
 
 	/* One session may wait on several policies: drop them all. */
 	for (w = TAILQ_FIRST(&rr->waiting); w != NULL; w = next) {
@@ -847,6 +867,8 @@ rr_cancel(void *be, void *arg)
 
 const struct rl_backend_ops rl_redis_ops = {
 	.take = rr_take,
+	.acquire = rr_acquire,
+	.release = rr_release,
 	.cancel = rr_cancel,
 };
 
@@ -901,13 +923,13 @@ split_address(const char *s, char **host, int *port)
 	return *host != NULL ? 0 : -1;
 }
 
-static int
-script_sha(char out[41])
+int
+rl_redis_script_sha(const char *script, size_t len_in, char out[41])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned len = 0;
 
-	if (EVP_Digest(gcra_script, sizeof(gcra_script) - 1, md, &len, EVP_sha1(), NULL) != 1 ||
+	if (EVP_Digest(script, len_in, md, &len, EVP_sha1(), NULL) != 1 ||
 	    len != 20)
 		return -1;
 	for (unsigned i = 0; i < len; i++)
@@ -936,7 +958,7 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 	rr->address = strdup(c->address);
 	rr->prefix = strdup(c->prefix);
 	if (rr->address == NULL || rr->prefix == NULL ||
-	    split_address(c->address, &rr->host, &rr->port) < 0 || script_sha(rr->sha) < 0)
+	    split_address(c->address, &rr->host, &rr->port) < 0 || rl_redis_script_sha(gcra_script, sizeof(gcra_script) - 1, rr->sha) < 0)
 		goto fail;
 	rr->prefix_len = strlen(rr->prefix);
 	if (c->user != NULL && (rr->user = strdup(c->user)) == NULL)
@@ -958,8 +980,13 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 		goto fail;
 	{
 		struct timeval tv = { .tv_sec = SWEEP_MS / 1000, .tv_usec = 0 };
+		struct rl_conns_conf cc = {
+			.base = base, .worker_id = worker_id, .prefix = rr->prefix,
+			.timeout_us = rr->timeout_us, .on_error = rr->on_error,
+			.local_ops = local_ops, .local_be = local_be, .ac = &rr->ac,
+		};
 
-		if (event_add(rr->sweep_ev, &tv) < 0)
+		if (event_add(rr->sweep_ev, &tv) < 0 || (rr->conns = rl_conns_new(&cc)) == NULL)
 			goto fail;
 	}
 	connect_start(rr);
@@ -977,6 +1004,8 @@ rl_redis_free(struct rl_redis *rr)
 	if (rr == NULL)
 		return;
 	rr->freeing = true;
+	/* Before the connection: its replies still owed only free their own. */
+	rl_conns_free(rr->conns);
 	if (rr->ac != NULL) {
 		redisAsyncContext *ac = rr->ac;
 

@@ -671,8 +671,7 @@ session_admit(struct session *s, const struct http_head *h)
 	};
 
 	if (s->rl == NULL) {
-		s->rl = rl_sess_new(s->w->rl_ops, s->w->rl_be, s->w->rl_local,
-			session_rl_resume, s);
+		s->rl = rl_sess_new(s->w->rl_ops, s->w->rl_be, session_rl_resume, s);
 		if (s->rl == NULL) {
 			log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
 			return RL_ALLOW;

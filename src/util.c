@@ -146,3 +146,13 @@ util_now_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+struct timeval
+util_tv_until(uint64_t deadline)
+{
+	uint64_t now = util_now_us(), d = deadline > now ? deadline - now : 0;
+
+	return (struct timeval){
+		.tv_sec = (time_t)(d / 1000000), .tv_usec = (suseconds_t)(d % 1000000),
+	};
+}

@@ -2,8 +2,10 @@
 // redis-server, each on_error mode while Redis is killed and restarted
 // under load, Redis slower than the budget (DEBUG SLEEP), AUTH with a
 // password and with an ACL user, and the fleet: three sluice processes
-// sharing one Redis stay within 2% of the configured limit; and a reload
-// keeps an unchanged redis section and refuses a changed one.
+// sharing one Redis stay within 2% of the configured limit; limits of kind
+// connections shared by two processes, through a replica's crash, a lost
+// connection and a Redis restart; and a reload keeps an unchanged redis
+// section and refuses a changed one.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +14,7 @@ import http from 'node:http';
 import { SLOW, sleep, startSluice } from './lib/sluice.mjs';
 import { startBackend } from './lib/backend.mjs';
 import { haveRedis, startRedis } from './lib/redis.mjs';
+import { RawConn } from './lib/client.mjs';
 
 const skip = haveRedis() ? false : 'redis-server not installed';
 
@@ -298,4 +301,160 @@ test('reload: the same redis section is kept, a changed one is refused', { skip,
 	process.kill(s.pid, 'SIGHUP');
 	await waitFor(() => /the redis section changed/.test(s.errorLog()), 5000, 'the refusal');
 	assert.match(s.errorLog(), /reload of .* refused, the running configuration stays: the redis section changed/);
+});
+
+// ------------------------------------------------- kind = connections
+
+function connConfig({ backend, redis, rate, prefix, workers = 2, redisExtra = '' }) {
+	return (ctx) => `workers = ${workers}
+access_log = "${ctx.accessLogPath}"
+shutdown_timeout = 1s
+listener "web" { address = "127.0.0.1:${ctx.port}" }
+pool "p" { server "a" { address = "127.0.0.1:${backend.port}" } }
+ratelimit "conns" { rate = ${rate} kind = connections }
+route "all" { pool = "p" ratelimit = "conns" }
+redis {
+  address = "${redis.address}"
+  prefix = "${prefix}"
+  timeout = 500ms
+${redisExtra}
+}
+`;
+}
+
+/** A keep-alive connection that has had one answer: {c, status}. */
+async function openConn(t, s) {
+	const c = await RawConn.open(s.port);
+	t.after(() => c.destroy());
+	await c.write('GET /c HTTP/1.1\r\nHost: x\r\n\r\n');
+	const [r] = await c.waitResponses(1);
+	if (r.status === 429) {
+		assert.equal(r.headers.connection, 'close');
+		assert.equal(r.headers['ratelimit-policy'], '"conns";q=3');
+		assert.ok(await c.waitClose(), 'a refused connection is closed');
+	}
+	return { c, status: r.status };
+}
+
+/** Statuses of n new connections to s, kept open. */
+async function openMany(t, s, n) {
+	const out = [];
+	for (let i = 0; i < n; i++) out.push(await openConn(t, s));
+	return out;
+}
+
+/** Until a new connection to s is let in (each try that is refused closes). */
+async function waitAdmitted(t, s, ms, what) {
+	let got = null;
+	await waitFor(async () => {
+		const o = await openConn(t, s);
+		if (o.status === 200) got = o;
+		return got !== null;
+	}, ms, what);
+	return got;
+}
+
+/** The count hash's fields whose worker is alive (name -> connections). */
+async function connFields(redis, prefix) {
+	const flat = await redis.cmd('HGETALL', `${prefix}conns#conns:127.0.0.1`);
+	const fields = {};
+	for (let i = 0; i < flat.length; i += 2) {
+		if (await redis.cmd('EXISTS', `${prefix}#alive:${flat[i]}`) === 1) fields[flat[i]] = Number(flat[i + 1]);
+	}
+	return fields;
+}
+
+const sum = (fields) => Object.values(fields).reduce((x, y) => x + y, 0);
+
+/** Until Redis counts n live connections, all written on a new Redis connection. */
+async function waitRecounted(redis, prefix, n) {
+	await waitFor(async () => {
+		const f = await connFields(redis, prefix);
+		return sum(f) === n && Object.keys(f).every((name) => !name.endsWith('.1'));
+	}, 8000 * SLOW, `Redis to count ${n} connection(s) again`);
+}
+
+async function twoReplicas(t, rate = 3) {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const prefix = freshPrefix();
+	const a = await startSluice({ t, config: connConfig({ backend, redis, rate, prefix }) });
+	const b = await startSluice({ t, config: connConfig({ backend, redis, rate, prefix }) });
+	return { redis, prefix, a, b };
+}
+
+test('kind = connections: two replicas share one count through Redis', { skip, timeout: 60000 }, async (t) => {
+	const { redis, prefix, a, b } = await twoReplicas(t);
+	const onA = await openMany(t, a, 2);
+	assert.deepEqual(onA.map((o) => o.status), [200, 200]);
+	const onB = await openConn(t, b);
+	assert.equal(onB.status, 200);
+	// Three open across the two processes: the fourth is refused by either.
+	assert.equal((await openConn(t, b)).status, 429);
+	assert.equal((await openConn(t, a)).status, 429);
+	// A counted connection's next requests are not counted again.
+	await onA[0].c.write('GET /again HTTP/1.1\r\nHost: x\r\n\r\n');
+	assert.equal((await onA[0].c.waitResponses(2))[1].status, 200);
+	// One field per worker that holds connections, summing to what is open.
+	const fields = await connFields(redis, prefix);
+	for (const f of Object.keys(fields)) assert.match(f, /^[0-9a-f]{16}\.\d+\.\d+$/);
+	assert.equal(sum(fields), 3, JSON.stringify(fields));
+	assert.ok(await redis.cmd('PTTL', `${prefix}conns#conns:127.0.0.1`) > 0, 'the hash expires by itself');
+
+	// Closing one on A frees a place for B.
+	onA[0].c.destroy();
+	await waitAdmitted(t, b, 3000, 'a place freed on A to be usable from B');
+	assert.equal((await openConn(t, a)).status, 429);
+	// Closed ones are not counted any more.
+	for (const o of [onA[1], onB]) o.c.destroy();
+	await waitFor(async () => sum(await connFields(redis, prefix)) === 1, 3000, 'the counts to drop');
+});
+
+test('kind = connections: a crashed replica stops counting within seconds', { skip, timeout: 60000 }, async (t) => {
+	const { a, b } = await twoReplicas(t);
+	assert.deepEqual((await openMany(t, a, 3)).map((o) => o.status), [200, 200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
+	a.kill('SIGKILL');
+	await a.waitExit(5000);
+	// Its connections are gone with it; its count goes once it has been
+	// silent for 5 s.
+	const t0 = Date.now();
+	await waitAdmitted(t, b, 12000 * SLOW, 'the crashed replica\'s count to stop counting');
+	const waited = Date.now() - t0;
+	assert.ok(waited >= 2500, `the count of a silent replica holds for a while: ${waited} ms`);
+	assert.deepEqual((await openMany(t, b, 2)).map((o) => o.status), [200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
+});
+
+test('kind = connections: a lost Redis connection does not count twice', { skip, timeout: 60000 }, async (t) => {
+	const { redis, prefix, a, b } = await twoReplicas(t);
+	const held = await openMany(t, a, 2);
+	assert.deepEqual(held.map((o) => o.status), [200, 200]);
+	// Every client connection of Redis is cut: each worker reconnects and
+	// writes its counts under a new name.
+	await redis.cmd('CLIENT', 'KILL', 'TYPE', 'normal');
+	await waitFor(() => /reachable again/.test(a.errorLog()) && /reachable again/.test(b.errorLog()),
+		8000 * SLOW, 'both replicas back on Redis');
+	held[0].c.destroy();
+	await waitRecounted(redis, prefix, 1);
+	assert.deepEqual((await openMany(t, b, 2)).map((o) => o.status), [200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
+});
+
+test('kind = connections: after a Redis restart the replicas count again what they hold', { skip, timeout: 60000 }, async (t) => {
+	const { redis, prefix, a, b } = await twoReplicas(t);
+	const held = await openMany(t, a, 2);
+	assert.deepEqual(held.map((o) => o.status), [200, 200]);
+	await redis.stop();
+	await waitFor(() => /unreachable/.test(a.errorLog()), 3000 * SLOW, 'A to see Redis go');
+	// Closed while Redis is away: not counted once it is back.
+	held[0].c.destroy();
+	await sleep(100);
+	await redis.start();
+	await waitFor(() => /reachable again/.test(a.errorLog()) && /reachable again/.test(b.errorLog()),
+		8000 * SLOW, 'both replicas back on Redis');
+	await waitRecounted(redis, prefix, 1);
+	assert.deepEqual((await openMany(t, b, 2)).map((o) => o.status), [200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
 });

@@ -1,7 +1,8 @@
 /*
  * Unit tests of ratelimit.c and ratelimit_local.c: the GCRA edges, the
- * RateLimit field values, key building through trusted proxies, and the
- * in-process table under two threads.
+ * RateLimit field values, key building through trusted proxies, the
+ * in-process table under two threads, and the admission of connections
+ * through an asynchronous backend.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,6 +333,140 @@ test_local_threads(void **state)
 	rl_local_free(t);
 }
 
+/* ------------------------------------------------------------ admission */
+
+/* A backend whose acquire always answers later, through fire(). */
+static struct fake {
+	rl_done_cb cb;
+	void *arg;
+	struct rl_hold **hold;
+	unsigned acquires, releases, cancels;
+	struct rl_hold *released;
+} fk;
+
+static int
+fake_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_result *r, rl_done_cb cb, void *arg)
+{
+	(void)be;
+	(void)p;
+	(void)key;
+	(void)keylen;
+	(void)cb;
+	(void)arg;
+	*r = (struct rl_result){ .allowed = true };
+	return 0;
+}
+
+static int
+fake_acquire(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_hold **hold, struct rl_result *r, rl_done_cb cb, void *arg)
+{
+	(void)be;
+	(void)p;
+	(void)r;
+	assert_memory_equal(key, "api", keylen);
+	fk.acquires++;
+	fk.cb = cb;
+	fk.arg = arg;
+	fk.hold = hold;
+	return 1;
+}
+
+static void
+fake_release(void *be, struct rl_hold *hold)
+{
+	(void)be;
+	fk.releases++;
+	fk.released = hold;
+}
+
+static void
+fake_cancel(void *be, void *arg)
+{
+	(void)be;
+	if (arg == fk.arg)
+		fk.cancels++;
+}
+
+static const struct rl_backend_ops fake_ops = {
+	.take = fake_take, .acquire = fake_acquire, .release = fake_release, .cancel = fake_cancel,
+};
+
+static unsigned resumed;
+
+static void
+on_resume(void *arg)
+{
+	(void)arg;
+	resumed++;
+}
+
+/* Answer the pending acquire: allowed with hold h, or refused. */
+static void
+fire(struct rl_hold *h)
+{
+	struct rl_result r = { .allowed = h != NULL, .retry_after_s = h == NULL, .reset_s = 1 };
+
+	if (h != NULL)
+		*fk.hold = h;
+	fk.cb(fk.arg, &r);
+}
+
+/* kind = connections through an asynchronous backend: counted once per
+ * session, refused with a close, released when the session goes, and a
+ * session gone before the answer counts nothing. */
+static void
+test_admit_connections(void **state)
+{
+	struct rl_policy c = policy("conns", 2, 1, 0);
+	struct config_route route = { .name = (char *)"api", .nrl = 1 };
+	struct config cfg;
+	struct http_head h = { 0 };
+	struct rl_admit_in in = { .cfg = &cfg, .route = &route, .h = &h, .peer_ip = "192.0.2.1" };
+	struct rl_hold *const mark = (struct rl_hold *)(void *)&c;
+	struct rl_sess *rs;
+	struct rl_result r;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&fk, 0, sizeof(fk));
+	c.kind = RL_KIND_CONNECTIONS;
+	c.key = RL_KEY_ROUTE;
+	route.rl[0] = &c;
+
+	rs = rl_sess_new(&fake_ops, NULL, on_resume, NULL);
+	assert_non_null(rs);
+	assert_int_equal(rl_admit(rs, &in), RL_PENDING);
+	resumed = 0;
+	fire(mark);
+	assert_int_equal(resumed, 1);
+	assert_int_equal(rl_verdict(rs), RL_ALLOW);
+	/* The next request of the session is not counted again. */
+	assert_int_equal(rl_admit(rs, &in), RL_ALLOW);
+	assert_int_equal(fk.acquires, 1);
+	rl_sess_free(rs);
+	assert_int_equal(fk.releases, 1);
+	assert_ptr_equal(fk.released, mark);
+
+	/* Refused: 429 and close, the connections limit says why. */
+	rs = rl_sess_new(&fake_ops, NULL, on_resume, NULL);
+	assert_int_equal(rl_admit(rs, &in), RL_PENDING);
+	fire(NULL);
+	assert_int_equal(rl_verdict(rs), RL_DENY_CLOSE);
+	assert_ptr_equal(rl_denial(rs, &r), &c);
+	assert_int_equal(r.retry_after_s, 1);
+	rl_sess_free(rs);
+	assert_int_equal(fk.releases, 1);
+
+	/* Gone while waiting: cancelled, nothing to release. */
+	rs = rl_sess_new(&fake_ops, NULL, on_resume, NULL);
+	assert_int_equal(rl_admit(rs, &in), RL_PENDING);
+	rl_sess_free(rs);
+	assert_int_equal(fk.cancels, 1);
+	assert_int_equal(fk.releases, 1);
+}
+
 int
 main(void)
 {
@@ -343,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_key_build),
 		cmocka_unit_test(test_local_table),
 		cmocka_unit_test(test_local_threads),
+		cmocka_unit_test(test_admit_connections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

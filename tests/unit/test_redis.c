@@ -44,6 +44,22 @@ fake_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 	return 0;
 }
 
+/* Connections: the fake counts nothing and says no, like fake_take. */
+static int
+fake_acquire(void *be, const struct rl_policy *p, const char *key, size_t keylen,
+		struct rl_hold **hold, struct rl_result *r, rl_done_cb cb, void *arg)
+{
+	*hold = NULL;
+	return fake_take(be, p, key, keylen, r, cb, arg);
+}
+
+static void
+fake_release(void *be, struct rl_hold *hold)
+{
+	(void)be;
+	assert_null(hold);
+}
+
 static void
 fake_cancel(void *be, void *arg)
 {
@@ -51,7 +67,9 @@ fake_cancel(void *be, void *arg)
 	(void)arg;
 }
 
-static const struct rl_backend_ops fake_ops = { .take = fake_take, .cancel = fake_cancel };
+static const struct rl_backend_ops fake_ops = {
+	.take = fake_take, .acquire = fake_acquire, .release = fake_release, .cancel = fake_cancel,
+};
 
 static void
 never_cb(void *arg, const struct rl_result *r)
@@ -128,6 +146,27 @@ run_down(unsigned on_error, bool want_allowed, bool want_local)
 		/* The local backend gets the client's key, not the Redis key. */
 		assert_string_equal(local_key, "10.0.0.1");
 		assert_int_equal(r.retry_after_s, 7);
+	}
+	/* Connections while Redis is down: on_error too, and what it lets
+	 * in is held (to be written to Redis once it is back) and released. */
+	{
+		struct rl_policy c = { .name = "conns", .rate = 1, .kind = RL_KIND_CONNECTIONS };
+		struct rl_hold *h[2] = { NULL, NULL };
+
+		local_calls = 0;
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(rl_redis_ops.acquire(rr, &c, "10.0.0.2", 8, &h[i], &r,
+				never_cb, NULL), 0);
+			/* Without Redis, allow lets in beyond the rate. */
+			assert_int_equal(r.allowed, want_allowed);
+			assert_true(want_allowed ? h[i] != NULL : h[i] == NULL);
+		}
+		assert_int_equal(local_calls, want_local ? 2 : 0);
+		if (want_local)
+			assert_string_equal(local_key, "10.0.0.2");
+		for (int i = 0; i < 2; i++)
+			rl_redis_ops.release(rr, h[i]);
+		rl_redis_ops.release(rr, NULL);
 	}
 	/* Cancelling what is not waiting is harmless. */
 	rl_redis_ops.cancel(rr, NULL);
