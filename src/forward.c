@@ -5,9 +5,11 @@
  * evbuffers with backpressure. The client side is session.c's.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -206,6 +208,39 @@ wbuf_commit(struct wbuf *b, struct evbuffer *out, struct evbuffer_iovec *v)
 	return evbuffer_commit_space(out, v, 1);
 }
 
+/*
+ * The authority of a request that names none (HTTP/1.0 without Host), as
+ * RFC 9112 3.3 has a server reconstruct it: the local address the client
+ * connected to, "127.0.0.1:8080" or "[::1]:8443". RFC 9110 7.2 also allows
+ * an empty Host, but common origins refuse it (nginx answers 400 and closes
+ * the connection, so each such request cost a new upstream connection).
+ * The listener's own address serves unless it is a wildcard; then the
+ * socket says which one. Empty when neither is known.
+ */
+static size_t
+local_authority(const struct session *s, char *buf, size_t len)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->listener->addr;
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
+	bool wildcard;
+
+	if (sa->sa_family == AF_INET)
+		wildcard = ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	else if (sa->sa_family == AF_INET6)
+		wildcard = IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	else
+		wildcard = true;
+	if (wildcard) {
+		if (getsockname(s->c->fd, (struct sockaddr *)&local, &local_len) < 0 ||
+		    (local.ss_family != AF_INET && local.ss_family != AF_INET6))
+			return 0;
+		sa = (const struct sockaddr *)&local;
+	}
+	util_addr_format(sa, buf, len, 1);
+	return strlen(buf);
+}
+
 int
 forward_build_request(struct session *s, const struct http_head *h,
 		const struct http_target *t)
@@ -217,6 +252,8 @@ forward_build_request(struct session *s, const struct http_head *h,
 	bool xff = false, xrid = false;
 	const char *ip = s->addr;
 	size_t ip_len;
+	char authority[UTIL_ADDR_LEN];
+	size_t authority_len = 0;
 
 	/* The client's address without its port (and brackets), for
 	 * X-Forwarded-For: derived from s->addr rather than kept twice. */
@@ -228,11 +265,13 @@ forward_build_request(struct session *s, const struct http_head *h,
 	} else {
 		ip_len = strlen(ip);
 	}
+	if (!t->absolute && h->host == NULL)
+		authority_len = local_authority(s, authority, sizeof(authority));
 	conn_fields_collect(&cf, h);
 	/* Our fields may be longer than the client's by ": " spacing, the
 	 * ", " joining X-Forwarded-For values and the fields we add. */
-	if (wbuf_reserve(&b, ex->head_out, &v,
-			h->head_len + 2 * h->nheaders + h->host_len + ip_len + 256) < 0)
+	if (wbuf_reserve(&b, ex->head_out, &v, h->head_len + 2 * h->nheaders + h->host_len +
+			authority_len + ip_len + 256) < 0)
 		return -1;
 	put(&b, h->method_str, h->method_len);
 	PUTS(&b, " ");
@@ -284,7 +323,9 @@ forward_build_request(struct session *s, const struct http_head *h,
 		put(&b, t->host, t->host_len);
 		PUTS(&b, "\r\n");
 	} else if (h->host == NULL) {
-		PUTS(&b, "Host: \r\n");	/* HTTP/1.0 without Host: empty, as RFC 9110 7.2 says */
+		PUTS(&b, "Host: ");
+		put(&b, authority, authority_len);
+		PUTS(&b, "\r\n");
 	}
 	/* All X-Forwarded-For fields become one list with the client last. */
 	PUTS(&b, "X-Forwarded-For: ");

@@ -108,7 +108,10 @@ make_certs "$PKI"
 # tls_probe PORT KEY: a TLS 1.3 handshake with s_client must show a server
 # key of the expected size, and a second connection offering the session
 # saved from the first (after a whole request, so that the tickets arrive)
-# must be resumed. Prints "protocol cipher group" of the first.
+# must be resumed, and the request s_time sends (HTTP/1.0, no Host, no SNI)
+# must be answered 200: s_time does not look at the status, and a proxy
+# whose origin refuses that request would be measured on other work.
+# Prints "protocol cipher group" of the first.
 tls_probe() {
 	local port=$1 k=$2 bits out sess="$BENCH_TMP/probe.sess"
 	[ "$k" = rsa ] && bits=2048 || bits=256
@@ -124,6 +127,10 @@ tls_probe() {
 		timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost -CAfile "$PKI/ca.pem" \
 			-ign_eof -sess_in "$sess" 2>&1) || { echo "s_client (resume) failed"; return 1; }
 	grep -q '^Reused, ' <<<"$out" || { echo "the session was not resumed"; return 1; }
+	out=$(printf 'GET / HTTP/1.0\r\n\r\n' |
+		timeout 10 openssl s_client -connect "127.0.0.1:$port" -noservername -quiet -ign_eof 2>/dev/null) ||
+		{ echo "s_client (s_time's request) failed"; return 1; }
+	grep -q '^HTTP/1\.[01] 200' <<<"$out" || { echo "s_time's request (HTTP/1.0, no Host) is not answered 200: $(head -n 1 <<<"$out")"; return 1; }
 }
 
 # run_s_time OUT PORT ARGS...: HS_CLIENTS `openssl s_time` loops at once for

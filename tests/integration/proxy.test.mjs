@@ -180,12 +180,26 @@ test('HTTP/1.0 client: large chunked body de-chunked intact', async (t) => {
 	assert.equal(sha256(res.body), patternSha(n));
 });
 
+// The upstream request is HTTP/1.1 and needs a Host: the address the client
+// connected to (RFC 9112 3.3), not an empty one, which nginx refuses with a
+// 400 and a closed connection.
 test('HTTP/1.0 client without Host is accepted', async (t) => {
 	const { s } = await setup(t);
 	const r = await rawRequest(s.port, 'GET /echo?v10 HTTP/1.0\r\n\r\n', { timeout: 5000 });
 	const [res] = r.responses;
 	assert.equal(res?.status, 200, r.text);
-	assert.equal(JSON.parse(res.body.toString()).url, '/echo?v10');
+	const json = JSON.parse(res.body.toString());
+	assert.equal(json.url, '/echo?v10');
+	assert.equal(json.headers.host, `127.0.0.1:${s.port}`);
+	assert.equal(json.headers['x-forwarded-host'], undefined);
+});
+
+test('HTTP/1.0 without Host on a wildcard listener: Host is the address connected to', async (t) => {
+	const { s } = await setup(t, { listen: [{ name: 'any', host: '0.0.0.0' }] });
+	const r = await rawRequest(s.port, 'GET /echo HTTP/1.0\r\n\r\n', { timeout: 5000 });
+	const [res] = r.responses;
+	assert.equal(res?.status, 200, r.text);
+	assert.equal(JSON.parse(res.body.toString()).headers.host, `127.0.0.1:${s.port}`);
 });
 
 // A client that sends a complete request and then shuts its write side
