@@ -54,4 +54,14 @@ void rl_redis_counters(struct rl_redis_counters *out);
 /* The SHA1 of a script, in hex, as EVALSHA names it. Returns 0 or -1. */
 int rl_redis_script_sha(const char *script, size_t len, char out[41]);
 
+/*
+ * For redis_conn.c too: a question of rr's worker went past its budget
+ * (counted; "slow" logged once for the process), an answer came after
+ * took_us ("answers within ... again" once the slowness is over), or
+ * on_error answered because Redis could not (counted).
+ */
+void rl_redis_note_late(struct rl_redis *rr);
+void rl_redis_note_answer(struct rl_redis *rr, uint64_t took_us);
+void rl_redis_note_error(void);
+
 #endif

@@ -14,10 +14,12 @@
 struct event_base;
 struct redisAsyncContext;
 struct rl_conns;
+struct rl_redis;
 
 /* What the counts need of their worker's backend; copied. */
 struct rl_conns_conf {
 	struct event_base *base;
+	struct rl_redis *owner;		/* its counters and log lines (redis.h) */
 	unsigned worker_id;
 	const char *prefix;		/* the keys' prefix (redis { prefix }) */
 	uint64_t timeout_us;		/* an answer's budget */
@@ -33,15 +35,17 @@ struct rl_conns_conf {
 struct rl_conns *rl_conns_new(const struct rl_conns_conf *conf);
 
 /*
- * Free the counts. Call it before the connection is freed: the replies
- * still owed then free only what they own. Accepts NULL.
+ * Free the counts. Call it before the connection is freed: it queues the
+ * deletion of this worker's alive key (its counts stop counting at once),
+ * which the caller may flush, and the replies still owed then free only
+ * what they own. Accepts NULL.
  */
 void rl_conns_free(struct rl_conns *c);
 
 /*
- * *conf->ac is a new connection, with the handshake queued: count under a
- * new name what this worker holds, and drop the old name, whose counts the
- * old connection may have left half-done.
+ * *conf->ac is a new connection, with the handshake queued: load the
+ * script, and write what this worker holds under a new epoch, so that
+ * what the old connection may have left half-done stops counting.
  */
 void rl_conns_linked(struct rl_conns *c);
 

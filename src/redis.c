@@ -192,6 +192,29 @@ on_error_name(unsigned e)
 	return e == CONFIG_REDIS_ALLOW ? "allow" : e == CONFIG_REDIS_DENY ? "deny" : "local";
 }
 
+void
+rl_redis_note_late(struct rl_redis *rr)
+{
+	count(&g_count.timeouts);
+	if (!atomic_exchange(&g_slow, true))
+		log_warn("redis %s slow: no answer within %llums; on_error = %s", rr->address,
+			(unsigned long long)(rr->timeout_us / 1000), on_error_name(rr->on_error));
+}
+
+void
+rl_redis_note_answer(struct rl_redis *rr, uint64_t took_us)
+{
+	if (took_us <= rr->timeout_us && atomic_load(&g_slow) && atomic_exchange(&g_slow, false))
+		log_info("redis %s answers within %llums again", rr->address,
+			(unsigned long long)(rr->timeout_us / 1000));
+}
+
+void
+rl_redis_note_error(void)
+{
+	count(&g_count.errors);
+}
+
 /* ------------------------------------------------------------------ leases */
 
 static uint64_t
@@ -416,11 +439,7 @@ budget_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while ((w = TAILQ_FIRST(&rr->waiting)) != NULL && w->deadline <= now) {
-		count(&g_count.timeouts);
-		if (!atomic_exchange(&g_slow, true))
-			log_warn("redis %s slow: no answer within %llums; on_error = %s",
-				rr->address, (unsigned long long)(rr->timeout_us / 1000),
-				on_error_name(rr->on_error));
+		rl_redis_note_late(rr);
 		/* The EVALSHA stays out: a late answer still becomes a lease. */
 		fill_on_error(rr, w->p, w->le, &r);
 		wait_finish(rr, w, &r);
@@ -758,10 +777,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 	le->retried = false;
 	if (atomic_load(&g_failing) && atomic_exchange(&g_failing, false))
 		log_info("redis %s answers EVALSHA again", rr->address);
-	if (now - le->sent_at <= rr->timeout_us && atomic_load(&g_slow) &&
-	    atomic_exchange(&g_slow, false))
-		log_info("redis %s answers within %llums again", rr->address,
-			(unsigned long long)(rr->timeout_us / 1000));
+	rl_redis_note_answer(rr, now - le->sent_at);
 	n = rep->element[0]->integer;
 	ahead = rep->element[1]->integer;
 	le->tat = now + (ahead > 0 ? (uint64_t)ahead : 0);
@@ -981,7 +997,7 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 	{
 		struct timeval tv = { .tv_sec = SWEEP_MS / 1000, .tv_usec = 0 };
 		struct rl_conns_conf cc = {
-			.base = base, .worker_id = worker_id, .prefix = rr->prefix,
+			.base = base, .owner = rr, .worker_id = worker_id, .prefix = rr->prefix,
 			.timeout_us = rr->timeout_us, .on_error = rr->on_error,
 			.local_ops = local_ops, .local_be = local_be, .ac = &rr->ac,
 		};
@@ -1009,6 +1025,15 @@ rl_redis_free(struct rl_redis *rr)
 	if (rr->ac != NULL) {
 		redisAsyncContext *ac = rr->ac;
 
+		/* A clean stop: what is queued (the connections released, the
+		 * alive key's deletion) goes out if the socket takes it now. */
+		if (rr->state == RR_UP) {
+			int done = 0;
+
+			/* The context's own writer: on an error it reports,
+			 * where redisAsyncHandleWrite would free ac. */
+			(void)redisBufferWrite(&ac->c, &done);
+		}
 		rr->ac = NULL;
 		redisAsyncFree(ac);
 	}

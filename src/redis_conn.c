@@ -2,20 +2,23 @@
  * Connection counts (kind = connections) kept in Redis, so that one limit
  * holds across every replica: a worker's count per key, the acquires it
  * waits on, its sign of life, and how it puts Redis right after a lost
- * connection. redis.c owns the connection and hands acquire() and
- * release() here.
+ * connection or a failed change. redis.c owns the connection and hands
+ * acquire() and release() here.
  *
  * In Redis, for a policy NAME and a key K:
  *   PREFIX NAME "#conns:" K   a hash: one field per worker of every replica,
- *                             the connections that worker holds under K
- *   PREFIX "#alive:" ID       Redis's time (ms) when worker ID last wrote
- * Policy names cannot hold '#', so these never meet the GCRA keys. A worker
- * whose alive key is older than ALIVE_COUNT_MS (a crashed or cut-off
- * replica) is not counted; once the key is gone, its fields are deleted.
- * Changes are relative (+1, -1) and so exact while one connection carries
- * them in order; a new connection gets a new ID (the epoch moves on),
- * writes what the worker holds under it, and deletes the old ID's alive
- * key, since what the old connection left half-done cannot be known.
+ *                             "WORKER.EPOCH", the connections it holds
+ *   PREFIX "#alive:" WORKER   "EPOCH MS": the worker's current epoch and
+ *                             Redis's time (ms) when it last wrote
+ * Policy names cannot hold '#', so these never meet the GCRA keys. A field
+ * counts while its worker's alive key names its epoch and is younger than
+ * ALIVE_COUNT_MS; a field of another epoch, or of a worker whose alive key
+ * is gone (ALIVE_KEEP_MS of silence, or a clean stop), is deleted by the
+ * next acquire that meets it. Changes are +1 and -1 with no clamping, so
+ * they add up exactly in any order on one connection. When that stops
+ * holding (a new connection, NOSCRIPT, an error reply) the worker moves to
+ * a new epoch and writes what it holds whole: what the old name had,
+ * half-done or not, stops counting at once.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,41 +48,45 @@
 #define MIN_BUCKETS		64
 
 /*
- * One script, whose ARGV[1] says what to do, so that every change writes
- * the worker's alive key with Redis's own clock: 'a' counts one more
- * connection if fewer than ARGV[4] are held by live workers, 'r' one less,
- * 'f' one more without asking (on_error let it in), 's' sets the count
- * (ARGV[8]) after a new connection, 'b' only says "alive". Returns
- * {counted, held by live workers, this one included}.
+ * One script, whose ARGV[1] says what to do; each run first writes the
+ * worker's alive key with Redis's own clock. 'a' counts one more connection
+ * if the live workers hold fewer than ARGV[5], 'r' one less, 'f' one more
+ * without asking (on_error let it in), 's' sets the count (ARGV[9]) under a
+ * new epoch, 'b' only says "alive". ARGV[2] is the worker, ARGV[3] its
+ * epoch. Returns {counted, held by live workers with this one}.
  */
 static const char conn_script[] =
 	"if redis.replicate_commands then redis.replicate_commands() end\n"
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-	"local mode, id, ap, k = ARGV[1], ARGV[2], ARGV[3], KEYS[1]\n"
-	"redis.call('SET', ap .. id, string.format('%d', now), 'PX', ARGV[6])\n"
+	"local mode, wid, ep, ap, k = ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[1]\n"
+	"redis.call('SET', ap .. wid, ep .. ' ' .. string.format('%d', now), 'PX', ARGV[7])\n"
 	"if mode == 'b' then return {1, 0} end\n"
-	"if mode == 'r' then\n"
-	"  if redis.call('HINCRBY', k, id, -1) <= 0 then redis.call('HDEL', k, id) end\n"
-	"  return {1, 0}\n"
-	"end\n"
-	"local sum = 0\n"
+	"local id, sum, v = wid .. '.' .. ep, 0, 0\n"
 	"if mode == 'a' then\n"
 	"  local h = redis.call('HGETALL', k)\n"
 	"  for i = 1, #h, 2 do\n"
-	"    local n = tonumber(h[i + 1]) or 0\n"
-	"    if h[i] == id then sum = sum + n else\n"
-	"      local seen = tonumber(redis.call('GET', ap .. h[i]))\n"
-	"      if not seen then redis.call('HDEL', k, h[i])\n"
-	"      elseif now - seen <= tonumber(ARGV[5]) then sum = sum + n end\n"
+	"    local f, n = h[i], tonumber(h[i + 1]) or 0\n"
+	"    if f == id then sum = sum + n else\n"
+	"      local w, e = string.match(f, '^(.+)%.(%d+)$')\n"
+	"      local a = w and redis.call('GET', ap .. w)\n"
+	"      local ae, seen\n"
+	"      if a then ae, seen = string.match(a, '^(%d+) (%d+)$') end\n"
+	"      if ae == nil or ae ~= e then redis.call('HDEL', k, f)\n"
+	"      elseif now - tonumber(seen) <= tonumber(ARGV[6]) then sum = sum + n end\n"
 	"    end\n"
 	"  end\n"
-	"  if sum >= tonumber(ARGV[4]) then return {0, sum} end\n"
-	"  redis.call('HINCRBY', k, id, 1)\n"
+	"  if sum >= tonumber(ARGV[5]) then return {0, sum} end\n"
 	"  sum = sum + 1\n"
-	"elseif mode == 'f' then redis.call('HINCRBY', k, id, 1)\n"
-	"else redis.call('HSET', k, id, ARGV[8]) end\n"
-	"redis.call('PEXPIRE', k, ARGV[7])\n"
+	"end\n"
+	"if mode == 's' then\n"
+	"  v = tonumber(ARGV[9])\n"
+	"  redis.call('HSET', k, id, ARGV[9])\n"
+	"else\n"
+	"  v = redis.call('HINCRBY', k, id, mode == 'r' and -1 or 1)\n"
+	"end\n"
+	"if v == 0 then redis.call('HDEL', k, id) end\n"
+	"redis.call('PEXPIRE', k, ARGV[8])\n"
 	"return {1, sum}\n";
 
 /* What this worker holds under one (policy, key); owned by the table. */
@@ -108,6 +115,9 @@ struct conn_op {
 	bool waiting;			/* 'a': a session waits for the answer */
 	bool counted;			/* 'a' answered: held moved on, the session holds it */
 	bool eval;			/* sent again as EVAL after NOSCRIPT */
+	unsigned epoch;			/* the name it went out under */
+	unsigned counted_epoch;		/* 'a': the epoch when held moved on */
+	uint64_t sent_at;
 	unsigned limit;			/* 'a': the policy's rate */
 	unsigned value;			/* 's': the count */
 	/* 'a' while waiting */
@@ -124,9 +134,10 @@ TAILQ_HEAD(op_list, conn_op);
 struct rl_conns {
 	struct event_base *base;
 	struct redisAsyncContext *const *ac;
-	unsigned worker_id;
-	unsigned epoch;			/* of the connection now, or being made */
-	unsigned spoke_epoch;		/* the last one Redis answered on: its alive key may live */
+	struct rl_redis *owner;		/* for its counters and its log lines */
+	unsigned epoch;			/* of the name the changes go out under */
+	bool resync;			/* a change failed: a new epoch at the next beat */
+	bool spoke;			/* it ever wrote to Redis: it may have fields there */
 	char *prefix;
 	size_t prefix_len;
 	uint64_t timeout_us;
@@ -134,7 +145,8 @@ struct rl_conns {
 	const struct rl_backend_ops *local_ops;
 	void *local_be;
 	char sha[41];
-	char id[64];			/* nonce.worker.epoch */
+	char wid[40];			/* the worker: process nonce "." worker number */
+	char ep[16];			/* epoch, as text */
 	char alive_prefix[MAX_KEY_LEN];	/* PREFIX "#alive:" */
 	size_t alive_prefix_len;
 
@@ -249,13 +261,13 @@ ent_put(struct rl_conns *c, struct conn_ent *e)
 
 static void on_reply(struct redisAsyncContext *ac, void *reply, void *privdata);
 
-/* EVALSHA (or EVAL, after NOSCRIPT) of op. Returns 0 or -1. */
+/* EVALSHA (or EVAL, after NOSCRIPT) of op under the current epoch. Returns 0 or -1. */
 static int
 op_send(struct rl_conns *c, struct conn_op *op)
 {
 	char mode[2] = { op->mode, '\0' }, limit[16], live[16], keep[16], ttl[16], value[16];
-	const char *argv[12];
-	size_t lens[12];
+	const char *argv[13];
+	size_t lens[13];
 	redisAsyncContext *ac = *c->ac;
 
 	if (ac == NULL)
@@ -270,21 +282,27 @@ op_send(struct rl_conns *c, struct conn_op *op)
 	argv[2] = "1";
 	argv[3] = op->e != NULL ? op->e->key : c->alive_prefix;
 	argv[4] = mode;
-	argv[5] = c->id;
-	argv[6] = c->alive_prefix;
-	argv[7] = limit;
-	argv[8] = live;
-	argv[9] = keep;
-	argv[10] = ttl;
-	argv[11] = value;
+	argv[5] = c->wid;
+	argv[6] = c->ep;
+	argv[7] = c->alive_prefix;
+	argv[8] = limit;
+	argv[9] = live;
+	argv[10] = keep;
+	argv[11] = ttl;
+	argv[12] = value;
 	/* The key and the script are not measured: the key has no NUL. */
 	lens[1] = op->eval ? sizeof(conn_script) - 1 : sizeof(c->sha) - 1;
 	lens[3] = op->e != NULL ? op->e->keylen : c->alive_prefix_len;
-	lens[6] = c->alive_prefix_len;
-	for (int i = 0; i < 12; i++)
-		if (i != 1 && i != 3 && i != 6)
+	lens[7] = c->alive_prefix_len;
+	for (int i = 0; i < 13; i++)
+		if (i != 1 && i != 3 && i != 7)
 			lens[i] = strlen(argv[i]);
-	return redisAsyncCommandArgv(ac, on_reply, op, 12, argv, lens) == REDIS_OK ? 0 : -1;
+	if (redisAsyncCommandArgv(ac, on_reply, op, 13, argv, lens) != REDIS_OK)
+		return -1;
+	c->spoke = true;
+	op->epoch = c->epoch;
+	op->sent_at = util_now_us();
+	return 0;
 }
 
 /* A new op of mode on e (NULL: a beat), sent now. Returns it, or NULL. */
@@ -309,12 +327,46 @@ op_start(struct rl_conns *c, struct conn_ent *e, char mode, unsigned value)
 	return op;
 }
 
-/* A change nobody waits on. Without a connection it is not sent: the next
- * connection writes the counts whole (rl_conns_linked). */
+/*
+ * A change nobody waits on. Without a connection it is not sent: the next
+ * connection writes the counts whole; if it cannot be queued, the next
+ * beat does.
+ */
 static void
 op_tell(struct rl_conns *c, struct conn_ent *e, char mode)
 {
-	(void)op_start(c, e, mode, 0);
+	if (op_start(c, e, mode, 0) == NULL && *c->ac != NULL)
+		c->resync = true;
+}
+
+/*
+ * Move to a new epoch and write what this worker holds under it, on the
+ * connection there is: the script first (a new connection, or NOSCRIPT),
+ * then the alive key, which makes every field of the old epoch stop
+ * counting, then each count. Commands queue in this order, ahead of
+ * anything sent later.
+ */
+static void
+resync(struct rl_conns *c)
+{
+	const char *argv[3] = { "SCRIPT", "LOAD", conn_script };
+	size_t lens[3] = { 6, 4, sizeof(conn_script) - 1 };
+
+	c->resync = false;
+	c->epoch++;
+	snprintf(c->ep, sizeof(c->ep), "%u", c->epoch);
+	if (*c->ac == NULL)
+		return;
+	/* A worker that never counted a connection has nothing to put right. */
+	if (redisAsyncCommandArgv(*c->ac, NULL, NULL, 3, argv, lens) != REDIS_OK ||
+	    (c->spoke && op_start(c, NULL, 'b', 0) == NULL)) {
+		c->resync = true;
+		return;
+	}
+	for (size_t i = 0; i < c->nbuckets; i++)
+		for (struct conn_ent *e = c->buckets[i]; e != NULL; e = e->next)
+			if (e->held > 0 && op_start(c, e, 's', e->held) == NULL)
+				c->resync = true;
 }
 
 /* ----------------------------------------------------------------- answers */
@@ -374,6 +426,14 @@ decide_on_error(struct rl_conns *c, const struct rl_policy *p, struct conn_ent *
 	return true;
 }
 
+/* Decide a waiting acquire by on_error; the reply, when it comes, puts Redis right. */
+static void
+op_decide_on_error(struct rl_conns *c, struct conn_op *op, struct rl_result *r)
+{
+	op->counted = decide_on_error(c, op->p, op->e, op->hold, op->hold_out, r);
+	op->counted_epoch = c->epoch;
+}
+
 /* Answer op's session with r and take op off the waiting list. */
 static void
 op_answer(struct rl_conns *c, struct conn_op *op, const struct rl_result *r)
@@ -398,11 +458,51 @@ budget_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while ((op = TAILQ_FIRST(&c->waiting)) != NULL && op->deadline <= now) {
-		/* The reply still comes, and then puts Redis right. */
-		op->counted = decide_on_error(c, op->p, op->e, op->hold, op->hold_out, &r);
+		rl_redis_note_late(c->owner);
+		op_decide_on_error(c, op, &r);
 		op_answer(c, op, &r);
 	}
 	arm_budget(c);
+}
+
+/*
+ * The reply to an acquire: answer the session if it still waits, then make
+ * Redis hold what was decided. Under the same epoch, Redis's +1 either
+ * matches the decision or is undone ('r'), or is missing and added ('f').
+ * Under an older epoch, what Redis did no longer counts; the new epoch's
+ * counts were written from held, so only a connection counted since then
+ * is missing ('f').
+ */
+static void
+acquire_replied(struct rl_conns *c, struct conn_op *op, bool ok, bool granted, long long sum)
+{
+	struct rl_result r;
+
+	if (op->waiting) {
+		if (!ok) {
+			rl_redis_note_error();
+			op_decide_on_error(c, op, &r);
+		} else if (granted) {
+			r = (struct rl_result){ .allowed = true };
+			r.remaining = sum >= 0 && (unsigned long long)sum < op->limit ?
+				op->limit - (unsigned)sum : 0;
+			hold_give(c, op->e, op->hold, NULL, op->hold_out);
+			op->counted = true;
+			op->counted_epoch = c->epoch;
+		} else {
+			r = (struct rl_result){ .retry_after_s = 1, .reset_s = 1 };
+			free(op->hold);
+		}
+		op_answer(c, op, &r);
+	}
+	if (op->epoch == c->epoch) {
+		if (granted && !op->counted)
+			op_tell(c, op->e, 'r');
+		else if (!granted && op->counted)
+			op_tell(c, op->e, 'f');
+	} else if (op->counted && op->counted_epoch == c->epoch) {
+		op_tell(c, op->e, 'f');
+	}
 }
 
 static void
@@ -411,7 +511,7 @@ on_reply(struct redisAsyncContext *ac, void *reply, void *privdata)
 	struct conn_op *op = privdata;
 	struct rl_conns *c = op->c;
 	redisReply *rep = reply;
-	bool ok;
+	bool ok, noscript;
 
 	(void)ac;
 	if (c->dying) {
@@ -421,55 +521,41 @@ on_reply(struct redisAsyncContext *ac, void *reply, void *privdata)
 			rl_conns_free(c);
 		return;
 	}
-	if (rep != NULL)
-		c->spoke_epoch = c->epoch;
-	if (rep != NULL && rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0 && !op->eval) {
-		/* SCRIPT FLUSH or a failover: the script text itself, once. */
-		op->eval = true;
-		if (op_send(c, op) == 0)
-			return;
+	noscript = rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+		strncmp(rep->str, "NOSCRIPT", 8) == 0;
+	if (noscript) {
+		/* SCRIPT FLUSH, or a failover to a server that never saw
+		 * it: the changes sent since did nothing. Load it and write
+		 * the counts whole (once for all the ops caught out), and
+		 * ask again for a session that waits. */
+		if (op->epoch == c->epoch)
+			resync(c);
+		if (op->mode == 'a' && op->waiting && !op->eval) {
+			op->eval = true;
+			if (op_send(c, op) == 0)
+				return;
+		}
 	}
 	ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 		rep->element[0]->type == REDIS_REPLY_INTEGER &&
 		rep->element[1]->type == REDIS_REPLY_INTEGER;
-	if (rep != NULL && !ok) {
+	if (ok) {
+		rl_redis_note_answer(c->owner, util_now_us() - op->sent_at);
+		if (atomic_load(&g_failing) && atomic_exchange(&g_failing, false))
+			log_info("redis counts connections again");
+	} else if (rep != NULL && !noscript) {
+		/* A change that failed (OOM, READONLY...): the next beat
+		 * writes the counts whole under a new epoch. */
+		c->resync = true;
 		if (!atomic_exchange(&g_failing, true))
 			log_error("redis: unexpected answer to a connection count: %.200s",
 				rep->type == REDIS_REPLY_ERROR ? rep->str : "not two integers");
-	} else if (ok && atomic_load(&g_failing) && atomic_exchange(&g_failing, false)) {
-		log_info("redis counts connections again");
 	}
-	if (op->mode == 'a') {
-		bool granted = ok && rep->element[0]->integer == 1;
-		struct rl_result r;
-
-		if (op->waiting) {
-			if (!ok) {
-				op->counted = decide_on_error(c, op->p, op->e, op->hold,
-					op->hold_out, &r);
-			} else if (granted) {
-				long long sum = rep->element[1]->integer;
-
-				r = (struct rl_result){ .allowed = true };
-				r.remaining = sum >= 0 && (unsigned long long)sum < op->limit ?
-					op->limit - (unsigned)sum : 0;
-				hold_give(c, op->e, op->hold, NULL, op->hold_out);
-				op->counted = true;
-			} else {
-				r = (struct rl_result){ .retry_after_s = 1, .reset_s = 1 };
-				free(op->hold);
-			}
-			op_answer(c, op, &r);
-		}
-		/* Redis's count must follow what was decided here (late,
-		 * by on_error, or for a session gone). Without a reply the
-		 * connection is gone: the next one writes the counts whole. */
-		if (rep != NULL && granted && !op->counted)
-			op_tell(c, op->e, 'r');
-		else if (rep != NULL && !granted && op->counted)
-			op_tell(c, op->e, 'f');
-	}
+	/* Without a reply the connection is gone: the next one writes the
+	 * counts whole, and what this op did does not count then. */
+	if (op->mode == 'a' && (rep != NULL || op->waiting))
+		acquire_replied(c, op, ok, ok && rep->element[0]->integer == 1,
+			ok ? rep->element[1]->integer : 0);
 	if (op->e != NULL)
 		ent_put(c, op->e);
 	c->nops--;
@@ -489,24 +575,11 @@ rl_conns_acquire(struct rl_conns *c, const struct rl_policy *p, const char *key,
 
 	if (e == NULL)
 		return -1;
+	e->refs++;			/* until the end of this call */
 	hd = calloc(1, sizeof(*hd));
-	if (hd == NULL) {
-		e->refs++;
-		ent_put(c, e);
-		return -1;
-	}
-	if (*c->ac == NULL) {
-		/* No Redis: on_error now. What it lets in is written to
-		 * Redis by the next connection. */
-		e->refs++;
-		decide_on_error(c, p, e, hd, hold, r);
-		ent_put(c, e);
-		return 0;
-	}
-	op = calloc(1, sizeof(*op));
+	op = hd != NULL ? calloc(1, sizeof(*op)) : NULL;
 	if (op == NULL) {
 		free(hd);
-		e->refs++;
 		ent_put(c, e);
 		return -1;
 	}
@@ -515,14 +588,15 @@ rl_conns_acquire(struct rl_conns *c, const struct rl_policy *p, const char *key,
 	op->mode = 'a';
 	op->limit = p->rate;
 	if (op_send(c, op) < 0) {
+		/* No Redis: on_error now. What it lets in is written to
+		 * Redis by the next connection. */
 		free(op);
-		e->refs++;
+		rl_redis_note_error();
 		decide_on_error(c, p, e, hd, hold, r);
 		ent_put(c, e);
 		return 0;
 	}
-	e->refs++;
-	c->nops++;
+	c->nops++;			/* the op keeps the reference */
 	op->waiting = true;
 	op->p = p;
 	op->hold = hd;
@@ -573,43 +647,16 @@ rl_conns_cancel(struct rl_conns *c, void *arg)
 	}
 }
 
-/* The worker's name on the connection of epoch. */
-static size_t
-id_format(const struct rl_conns *c, unsigned epoch, char *out, size_t len)
-{
-	int n = snprintf(out, len, "%016llx.%u.%u", (unsigned long long)process_nonce(),
-		c->worker_id, epoch);
-
-	return n > 0 && (size_t)n < len ? (size_t)n : 0;
-}
-
 void
 rl_conns_linked(struct rl_conns *c)
 {
-	c->epoch++;
-	id_format(c, c->epoch, c->id, sizeof(c->id));
-	if (c->spoke_epoch != 0) {
-		/* The last name Redis heard stops counting at once (its
-		 * fields are deleted by the next acquire that meets them);
-		 * names of connections that never got an answer wrote
-		 * nothing. Queued first, so it holds once anything is
-		 * answered on this connection. */
-		char key[MAX_KEY_LEN];
-		const char *argv[2] = { "DEL", key };
-		size_t lens[2] = { 3, c->alive_prefix_len };
-
-		memcpy(key, c->alive_prefix, c->alive_prefix_len);
-		lens[1] += id_format(c, c->spoke_epoch, key + c->alive_prefix_len,
-			sizeof(key) - c->alive_prefix_len);
-		(void)redisAsyncCommandArgv(*c->ac, NULL, NULL, 2, argv, lens);
-	}
-	for (size_t i = 0; i < c->nbuckets; i++)
-		for (struct conn_ent *e = c->buckets[i]; e != NULL; e = e->next)
-			if (e->held > 0)
-				(void)op_start(c, e, 's', e->held);
+	resync(c);
 }
 
-/* Say "alive" while holding connections; now and then renew their hashes' TTL. */
+/*
+ * Say "alive" while holding connections, write the counts whole after a
+ * failed change, and now and then renew the held hashes' TTL.
+ */
 static void
 beat_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -617,7 +664,13 @@ beat_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->nheld == 0 || *c->ac == NULL)
+	if (*c->ac == NULL)
+		return;
+	if (c->resync) {
+		resync(c);
+		return;
+	}
+	if (c->nheld == 0)
 		return;
 	op_tell(c, NULL, 'b');
 	if (++c->beats % KEY_REFRESH_BEATS != 0)
@@ -647,23 +700,27 @@ rl_conns_new(const struct rl_conns_conf *conf)
 		return NULL;
 	c->base = conf->base;
 	c->ac = conf->ac;
-	c->worker_id = conf->worker_id;
+	c->owner = conf->owner;
 	c->timeout_us = conf->timeout_us;
 	c->on_error = conf->on_error;
 	c->local_ops = conf->local_ops;
 	c->local_be = conf->local_be;
 	TAILQ_INIT(&c->waiting);
+	snprintf(c->wid, sizeof(c->wid), "%016llx.%u", (unsigned long long)process_nonce(),
+		conf->worker_id);
+	snprintf(c->ep, sizeof(c->ep), "%u", c->epoch);
 	c->prefix = strdup(conf->prefix);
 	if (c->prefix == NULL)
 		goto fail;
 	c->prefix_len = strlen(c->prefix);
 	n = snprintf(c->alive_prefix, sizeof(c->alive_prefix), "%s#alive:", c->prefix);
-	if (n < 0 || (size_t)n >= sizeof(c->alive_prefix) - sizeof(c->id))
+	if (n < 0 || (size_t)n >= sizeof(c->alive_prefix) - sizeof(c->wid))
 		goto fail;
 	c->alive_prefix_len = (size_t)n;
 	c->budget_ev = evtimer_new(c->base, budget_cb, c);
 	c->beat_ev = event_new(c->base, -1, EV_PERSIST, beat_cb, c);
-	if (c->budget_ev == NULL || c->beat_ev == NULL || rl_redis_script_sha(conn_script, sizeof(conn_script) - 1, c->sha) < 0 ||
+	if (c->budget_ev == NULL || c->beat_ev == NULL ||
+	    rl_redis_script_sha(conn_script, sizeof(conn_script) - 1, c->sha) < 0 ||
 	    table_grow(c) < 0 || event_add(c->beat_ev, &beat) < 0)
 		goto fail;
 	return c;
@@ -681,6 +738,18 @@ rl_conns_free(struct rl_conns *c)
 		struct conn_op *op;
 
 		c->dying = true;
+		/* A clean stop: this worker's counts stop counting at once
+		 * (the caller flushes what is queued before it closes). */
+		if (*c->ac != NULL && c->spoke) {
+			char key[MAX_KEY_LEN];
+			size_t wlen = strlen(c->wid);
+			const char *argv[2] = { "DEL", key };
+			size_t lens[2] = { 3, c->alive_prefix_len + wlen };
+
+			memcpy(key, c->alive_prefix, c->alive_prefix_len);
+			memcpy(key + c->alive_prefix_len, c->wid, wlen);
+			(void)redisAsyncCommandArgv(*c->ac, NULL, NULL, 2, argv, lens);
+		}
 		while ((op = TAILQ_FIRST(&c->waiting)) != NULL) {
 			TAILQ_REMOVE(&c->waiting, op, link);
 			op->waiting = false;

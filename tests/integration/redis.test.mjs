@@ -305,7 +305,7 @@ test('reload: the same redis section is kept, a changed one is refused', { skip,
 
 // ------------------------------------------------- kind = connections
 
-function connConfig({ backend, redis, rate, prefix, workers = 2, redisExtra = '' }) {
+function connConfig({ backend, redis, rate, prefix, workers = 2, timeout = '500ms', redisExtra = '' }) {
 	return (ctx) => `workers = ${workers}
 access_log = "${ctx.accessLogPath}"
 shutdown_timeout = 1s
@@ -316,7 +316,7 @@ route "all" { pool = "p" ratelimit = "conns" }
 redis {
   address = "${redis.address}"
   prefix = "${prefix}"
-  timeout = 500ms
+  timeout = ${timeout}
 ${redisExtra}
 }
 `;
@@ -359,7 +359,10 @@ async function connFields(redis, prefix) {
 	const flat = await redis.cmd('HGETALL', `${prefix}conns#conns:127.0.0.1`);
 	const fields = {};
 	for (let i = 0; i < flat.length; i += 2) {
-		if (await redis.cmd('EXISTS', `${prefix}#alive:${flat[i]}`) === 1) fields[flat[i]] = Number(flat[i + 1]);
+		// "WORKER.EPOCH", alive while PREFIX#alive:WORKER says "EPOCH MS".
+		const [, worker, epoch] = /^(.+)\.(\d+)$/.exec(flat[i]);
+		const alive = await redis.cmd('GET', `${prefix}#alive:${worker}`);
+		if (typeof alive === 'string' && alive.split(' ')[0] === epoch) fields[flat[i]] = Number(flat[i + 1]);
 	}
 	return fields;
 }
@@ -370,16 +373,16 @@ const sum = (fields) => Object.values(fields).reduce((x, y) => x + y, 0);
 async function waitRecounted(redis, prefix, n) {
 	await waitFor(async () => {
 		const f = await connFields(redis, prefix);
-		return sum(f) === n && Object.keys(f).every((name) => !name.endsWith('.1'));
+		return sum(f) === n && Object.keys(f).every((name) => !/\.1$/.test(name));
 	}, 8000 * SLOW, `Redis to count ${n} connection(s) again`);
 }
 
-async function twoReplicas(t, rate = 3) {
+async function twoReplicas(t, { rate = 3, a: aOpts = {} } = {}) {
 	const backend = await startBackend();
 	t.after(() => backend.close());
 	const redis = await startRedis({ t });
 	const prefix = freshPrefix();
-	const a = await startSluice({ t, config: connConfig({ backend, redis, rate, prefix }) });
+	const a = await startSluice({ t, config: connConfig({ backend, redis, rate, prefix, ...aOpts }) });
 	const b = await startSluice({ t, config: connConfig({ backend, redis, rate, prefix }) });
 	return { redis, prefix, a, b };
 }
@@ -398,7 +401,7 @@ test('kind = connections: two replicas share one count through Redis', { skip, t
 	assert.equal((await onA[0].c.waitResponses(2))[1].status, 200);
 	// One field per worker that holds connections, summing to what is open.
 	const fields = await connFields(redis, prefix);
-	for (const f of Object.keys(fields)) assert.match(f, /^[0-9a-f]{16}\.\d+\.\d+$/);
+	for (const f of Object.keys(fields)) assert.match(f, /^[0-9a-f]{16}\.\d+\.1$/);
 	assert.equal(sum(fields), 3, JSON.stringify(fields));
 	assert.ok(await redis.cmd('PTTL', `${prefix}conns#conns:127.0.0.1`) > 0, 'the hash expires by itself');
 
@@ -457,4 +460,48 @@ test('kind = connections: after a Redis restart the replicas count again what th
 	await waitRecounted(redis, prefix, 1);
 	assert.deepEqual((await openMany(t, b, 2)).map((o) => o.status), [200, 200]);
 	assert.equal((await openConn(t, b)).status, 429);
+});
+
+test('kind = connections: a replica that stops cleanly frees its places at once', { skip, timeout: 60000 }, async (t) => {
+	const { a, b } = await twoReplicas(t);
+	assert.deepEqual((await openMany(t, a, 3)).map((o) => o.status), [200, 200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
+	const { code } = await a.stop('SIGTERM', 10000);
+	assert.equal(code, 0);
+	// No wait for a silent replica's counts to age out: they are gone.
+	assert.deepEqual((await openMany(t, b, 3)).map((o) => o.status), [200, 200, 200]);
+	assert.equal((await openConn(t, b)).status, 429);
+});
+
+test('kind = connections: SCRIPT FLUSH is recovered from, and the counts stay right', { skip, timeout: 60000 }, async (t) => {
+	const { redis, prefix, a, b } = await twoReplicas(t);
+	const held = await openMany(t, a, 2);
+	assert.deepEqual(held.map((o) => o.status), [200, 200]);
+	await redis.cmd('SCRIPT', 'FLUSH');
+	// Released into an empty script cache: NOSCRIPT, and then written whole.
+	held[0].c.destroy();
+	assert.equal((await openConn(t, b)).status, 200);
+	await waitFor(async () => sum(await connFields(redis, prefix)) === 2, 5000 * SLOW, 'A\'s release to be counted');
+	assert.equal((await openConn(t, b)).status, 200);
+	assert.equal((await openConn(t, b)).status, 429);
+	assert.doesNotMatch(a.errorLog() + b.errorLog(), /unexpected answer/);
+});
+
+test('kind = connections: a connection let in by on_error and closed before Redis answered leaves no count', { skip, timeout: 60000 }, async (t) => {
+	const { redis, prefix, a, b } = await twoReplicas(t, { a: { timeout: '50ms', redisExtra: '  on_error = allow' } });
+	const onB = await openMany(t, b, 3);
+	assert.deepEqual(onB.map((o) => o.status), [200, 200, 200]);
+	// Redis answers nobody for a second: A lets the connection in after
+	// 50 ms, and it closes before Redis refuses it.
+	await redis.cmd('CLIENT', 'PAUSE', '1000', 'ALL');
+	const late = await openConn(t, a);
+	assert.equal(late.status, 200);
+	late.c.destroy();
+	await sleep(1500);
+	await waitFor(async () => sum(await connFields(redis, prefix)) === 3, 5000 * SLOW, 'the counts to settle');
+	await sleep(300);
+	assert.equal(sum(await connFields(redis, prefix)), 3, JSON.stringify(await connFields(redis, prefix)));
+	onB[0].c.destroy();
+	await waitAdmitted(t, a, 3000, 'the place B freed');
+	assert.equal((await openConn(t, a)).status, 429);
 });
