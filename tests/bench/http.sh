@@ -56,60 +56,15 @@ printf 'target\tround\trps\tp99_ms\trequests\tcpu_us\tbackend_cpu_us\tnon2xx\tso
 
 for ((r = 0; r < ROUNDS; r++)); do
 	for t in $(round_order "$r" "${active[@]}"); do
-		url="http://127.0.0.1:${PORT[$t]}/"
-		if [ "$WARMUP" -gt 0 ]; then
-			run_wrk "$BENCH_TMP/warmup.out" "$WARMUP" "$url" || bench_die "warm-up of $t failed"
-		fi
-		c0=$(cpu_ticks "${PID[$t]}")
-		b0=$(cpu_ticks "${PID[backend]}")
-		m0=$(machine_ticks)
-		w0=$(self_child_ticks)
-		run_wrk "$BENCH_TMP/wrk-$t-$r.out" "$DURATION" "$url" || bench_die "run of $t failed"
-		c1=$(cpu_ticks "${PID[$t]}")
-		b1=$(cpu_ticks "${PID[backend]}")
-		m1=$(machine_ticks)
-		w1=$(self_child_ticks)
-		steal=$(steal_pct "$m0" "$m1")
-		if [ "$t" = backend ]; then
-			ours=$((c1 - c0 + w1 - w0))
-		else
-			ours=$((c1 - c0 + b1 - b0 + w1 - w0))
-		fi
-		other=$(other_pct "$m0" "$m1" "$ours")
-		for p in "${PID[$t]}" "${PID[backend]}"; do
-			kill -0 "$p" 2>/dev/null || bench_die "$t: process $p died during the run"
-		done
-		read -r rps p99 reqs non2xx serr < <(parse_wrk "$BENCH_TMP/wrk-$t-$r.out") ||
-			bench_die "cannot parse wrk output for $t: $(cat "$BENCH_TMP/wrk-$t-$r.out")"
-		[ "${reqs:-0}" -gt 0 ] || bench_die "$t completed no request"
-		cpu_us=$(us_per $((c1 - c0)) "$reqs")
-		if [ "$t" = backend ]; then
-			bcpu=$cpu_us
-		else
-			bcpu=$(us_per $((b1 - b0)) "$reqs")
-		fi
-		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$rps" "$p99" "$reqs" \
-			"$cpu_us" "$bcpu" "$non2xx" "$serr" "$steal" "$other" >>"$RUNS"
-		warn=
-		[ "$non2xx" -gt 0 ] && warn+=" non-2xx=$non2xx"
-		[ "$serr" -gt 0 ] && warn+=" socket-errors=$serr"
-		bench_log "round $((r + 1))/$ROUNDS $t: $rps req/s, p99 ${p99} ms, ${cpu_us} us CPU/req, steal ${steal}%, other load ${other}%${warn:+ WARNING:$warn}"
+		wrk_round "$t" "$r" "http://127.0.0.1:${PORT[$t]}/" "${PID[$t]}" "${PID[backend]}"
+		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$WR_RPS" "$WR_P99" \
+			"$WR_REQS" "${WR_US[0]}" "${WR_US[1]}" "$WR_NON2XX" "$WR_SERR" "$WR_STEAL" "$WR_OTHER" >>"$RUNS"
+		bench_log "round $((r + 1))/$ROUNDS $t: $WR_RPS req/s, p99 ${WR_P99} ms, ${WR_US[0]} us CPU/req, steal ${WR_STEAL}%, other load ${WR_OTHER}%${WR_WARN:+ WARNING:$WR_WARN}"
 	done
 done
 
 OUT=$(bench_out http) || exit 1
-
-meta=()
-while IFS= read -r line; do
-	meta+=(--meta "$line")
-done < <(bench_machine_meta)
-if bin=$(sluice_bin); then
-	meta+=(--meta "sluice=$(timeout 5 "$bin" -v 2>&1 | head -n 1)" --meta "sluice_bin=$bin")
-fi
-skipped=()
-for t in "${!SKIPPED[@]}"; do
-	skipped+=(--skipped "$t=${SKIPPED[$t]}")
-done
+bench_meta
 
 python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section http \
 	--title "HTTP keep-alive, 13-byte body: wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, warm-up ${WARMUP}s, $ROUNDS rounds, medians" \
@@ -132,4 +87,4 @@ python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section http \
 	--meta "wrk_cmd=wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency" \
 	--meta "body=hello, world\\n (13 bytes)" \
 	--meta "proxy_headers=${PROXY_HEADERS:-1}" \
-	"${meta[@]}" "${skipped[@]}" || bench_die "report failed"
+	"${BENCH_META[@]}" "${BENCH_SKIPPED[@]}" || bench_die "report failed"

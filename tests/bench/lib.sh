@@ -611,8 +611,6 @@ parse_wrk() {
 	}' "$1"
 }
 
-# Describe the machine and tool versions once per run, as key=value lines
-# for the report (the same keys appear in the JSON "meta" object).
 # us_per TICKS COUNT: CPU microseconds per unit (request, connection) from a
 # difference of /proc clock ticks; 0 when COUNT is 0.
 us_per() {
@@ -627,6 +625,8 @@ bench_out() {
 	echo "$out"
 }
 
+# Describe the machine and tool versions once per run, as key=value lines
+# for the report (the same keys appear in the JSON "meta" object).
 bench_machine_meta() {
 	echo "host=$(uname -n)"
 	echo "kernel=$(uname -sr)"
@@ -636,4 +636,72 @@ bench_machine_meta() {
 	echo "haproxy=$(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
 	echo "nginx=$(nginx -v 2>&1 | sed 's|.*nginx/||')"
 	echo "wrk=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+}
+
+# bench_meta [FILTER]: BENCH_META, the --meta arguments of every report: the
+# machine's lines (each passed through the function FILTER when given, which
+# prints it, changed or not, or nothing to drop it) and the sluice binary's
+# version and path when there is one. BENCH_SKIPPED: a --skipped argument
+# per target in the SKIPPED array (target -> why), if the section has one.
+bench_meta() {
+	local line bin t
+	BENCH_META=()
+	while IFS= read -r line; do
+		[ -n "${1:-}" ] && line=$("$1" "$line")
+		[ -n "$line" ] && BENCH_META+=(--meta "$line")
+	done < <(bench_machine_meta)
+	if bin=$(sluice_bin); then
+		BENCH_META+=(--meta "sluice=$(timeout 5 "$bin" -v 2>&1 | head -n 1)" --meta "sluice_bin=$bin")
+	fi
+	BENCH_SKIPPED=()
+	if declare -p SKIPPED >/dev/null 2>&1; then
+		for t in "${!SKIPPED[@]}"; do
+			BENCH_SKIPPED+=(--skipped "$t=${SKIPPED[$t]}")
+		done
+	fi
+}
+
+# wrk_round T R URL PID...: the warm-up and one measured wrk run of round R
+# (0-based) against target T, with the CPU ticks of each PID read around
+# it: T's own process first, then side processes (the origin, Redis) whose
+# CPU per request is reported too; a PID given twice counts once in the
+# machine's other load. Sets WR_RPS WR_P99 WR_REQS WR_NON2XX WR_SERR, WR_US
+# (CPU us per request of each PID, in order), WR_STEAL, WR_OTHER and
+# WR_WARN (a note of non-2xx answers and socket errors). Dies when a process
+# died during the run or wrk's output makes no sense.
+wrk_round() {
+	local t=$1 r=$2 url=$3 out="$BENCH_TMP/wrk-$1-$2.out" m0 m1 w0 w1 ours i p
+	shift 3
+	local pids=("$@") c0=() c1=()
+	local -A seen=()
+	if [ "$WARMUP" -gt 0 ]; then
+		run_wrk "$BENCH_TMP/warmup.out" "$WARMUP" "$url" || bench_die "warm-up of $t failed"
+	fi
+	for i in "${!pids[@]}"; do c0[i]=$(cpu_ticks "${pids[i]}"); done
+	m0=$(machine_ticks)
+	w0=$(self_child_ticks)
+	run_wrk "$out" "$DURATION" "$url" || bench_die "run of $t failed"
+	for i in "${!pids[@]}"; do c1[i]=$(cpu_ticks "${pids[i]}"); done
+	m1=$(machine_ticks)
+	w1=$(self_child_ticks)
+	WR_STEAL=$(steal_pct "$m0" "$m1")
+	ours=$((w1 - w0))
+	for i in "${!pids[@]}"; do
+		[ -n "${seen[${pids[i]}]:-}" ] && continue
+		seen[${pids[i]}]=1
+		ours=$((ours + c1[i] - c0[i]))
+	done
+	WR_OTHER=$(other_pct "$m0" "$m1" "$ours")
+	for p in "${pids[@]}"; do
+		kill -0 "$p" 2>/dev/null || bench_die "$t: process $p died during the run"
+	done
+	read -r WR_RPS WR_P99 WR_REQS WR_NON2XX WR_SERR < <(parse_wrk "$out") ||
+		bench_die "cannot parse wrk output for $t: $(cat "$out")"
+	[ "${WR_REQS:-0}" -gt 0 ] || bench_die "$t completed no request"
+	WR_US=()
+	for i in "${!pids[@]}"; do WR_US[i]=$(us_per $((c1[i] - c0[i])) "$WR_REQS"); done
+	WR_WARN=
+	[ "$WR_NON2XX" -gt 0 ] && WR_WARN+=" non-2xx=$WR_NON2XX"
+	[ "$WR_SERR" -gt 0 ] && WR_WARN+=" socket-errors=$WR_SERR"
+	return 0
 }

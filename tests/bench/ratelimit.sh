@@ -101,48 +101,16 @@ printf 'target\tround\trps\tp99_ms\trequests\tcpu_us\tredis_cpu_us\tnon2xx\tsock
 
 for ((r = 0; r < ROUNDS; r++)); do
 	for t in $(round_order "$r" $TARGETS); do
-		url="http://127.0.0.1:${PORT[$t]}/"
-		if [ "$WARMUP" -gt 0 ]; then
-			run_wrk "$BENCH_TMP/warmup.out" "$WARMUP" "$url" || bench_die "warm-up of $t failed"
-		fi
-		c0=$(cpu_ticks "${PID[$t]}")
-		b0=$(cpu_ticks "${PID[backend]}")
-		d0=$(cpu_ticks "${PID[redis]}")
-		m0=$(machine_ticks)
-		w0=$(self_child_ticks)
-		run_wrk "$BENCH_TMP/wrk-$t-$r.out" "$DURATION" "$url" || bench_die "run of $t failed"
-		c1=$(cpu_ticks "${PID[$t]}")
-		b1=$(cpu_ticks "${PID[backend]}")
-		d1=$(cpu_ticks "${PID[redis]}")
-		m1=$(machine_ticks)
-		w1=$(self_child_ticks)
-		steal=$(steal_pct "$m0" "$m1")
-		other=$(other_pct "$m0" "$m1" $((c1 - c0 + b1 - b0 + d1 - d0 + w1 - w0)))
-		for p in "${PID[$t]}" "${PID[backend]}" "${PID[redis]}"; do
-			kill -0 "$p" 2>/dev/null || bench_die "$t: process $p died during the run"
-		done
-		read -r rps p99 reqs non2xx serr < <(parse_wrk "$BENCH_TMP/wrk-$t-$r.out") ||
-			bench_die "cannot parse wrk output for $t: $(cat "$BENCH_TMP/wrk-$t-$r.out")"
-		[ "${reqs:-0}" -gt 0 ] || bench_die "$t completed no request"
-		cpu_us=$(us_per $((c1 - c0)) "$reqs")
-		rcpu=$(us_per $((d1 - d0)) "$reqs")
-		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$rps" "$p99" "$reqs" \
-			"$cpu_us" "$rcpu" "$non2xx" "$serr" "$steal" "$other" >>"$RUNS"
-		warn=
-		[ "$non2xx" -gt 0 ] && warn+=" non-2xx=$non2xx"
-		[ "$serr" -gt 0 ] && warn+=" socket-errors=$serr"
-		bench_log "round $((r + 1))/$ROUNDS $t: $rps req/s, p99 ${p99} ms, ${cpu_us} us CPU/req (redis ${rcpu}), steal ${steal}%, other load ${other}%${warn:+ WARNING:$warn}"
+		wrk_round "$t" "$r" "http://127.0.0.1:${PORT[$t]}/" "${PID[$t]}" "${PID[backend]}" "${PID[redis]}"
+		printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$((r + 1))" "$WR_RPS" "$WR_P99" \
+			"$WR_REQS" "${WR_US[0]}" "${WR_US[2]}" "$WR_NON2XX" "$WR_SERR" "$WR_STEAL" "$WR_OTHER" >>"$RUNS"
+		bench_log "round $((r + 1))/$ROUNDS $t: $WR_RPS req/s, p99 ${WR_P99} ms, ${WR_US[0]} us CPU/req (redis ${WR_US[2]}), steal ${WR_STEAL}%, other load ${WR_OTHER}%${WR_WARN:+ WARNING:$WR_WARN}"
 	done
 done
 
 OUT=$(bench_out ratelimit) || exit 1
-
-meta=()
-while IFS= read -r line; do
-	meta+=(--meta "$line")
-done < <(bench_machine_meta)
-meta+=(--meta "sluice=$(timeout 5 "$BIN" -v 2>&1 | head -n 1)" --meta "sluice_bin=$BIN")
-meta+=(--meta "redis=$(redis-server --version | awk '{ print $3 }')")
+bench_meta
+BENCH_META+=(--meta "redis=$(redis-server --version | awk '{ print $3 }')")
 
 python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section ratelimit \
 	--title "Redis-backed rate limit that never triggers vs none: wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, warm-up ${WARMUP}s, $ROUNDS rounds, medians" \
@@ -161,4 +129,4 @@ python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section ratelimit \
 	--meta "duration_s=$DURATION" --meta "rounds=$ROUNDS" --meta "warmup_s=$WARMUP" \
 	--meta "connections=$CONNS" --meta "wrk_threads=$WRK_THREADS" --meta "lease_max=$LEASE_MAX" \
 	--meta "wrk_cmd=wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency" \
-	"${meta[@]}" || bench_die "report failed"
+	"${BENCH_META[@]}" || bench_die "report failed"

@@ -287,21 +287,15 @@ done
 OUT=$(bench_out tls) || exit 1
 rm -f "$OUT"
 
-meta=()
-while IFS= read -r line; do
-	case $line in
-	nginx=*) meta+=(--meta "origin_$line") ;;
-	*) meta+=(--meta "$line") ;;
+# nginx is only the origin here.
+origin_nginx() {
+	case $1 in
+	nginx=*) echo "origin_$1" ;;
+	*) echo "$1" ;;
 	esac
-done < <(bench_machine_meta)
-meta+=(--meta "openssl=$(openssl version | awk '{ print $2 }')")
-if bin=$(sluice_bin); then
-	meta+=(--meta "sluice=$(timeout 5 "$bin" -v 2>&1 | head -n 1)" --meta "sluice_bin=$bin")
-fi
-skipped=()
-for t in "${!SKIPPED[@]}"; do
-	skipped+=(--skipped "$t=${SKIPPED[$t]}")
-done
+}
+bench_meta origin_nginx
+BENCH_META+=(--meta "openssl=$(openssl version | awk '{ print $2 }')")
 
 for k in $KEY_TYPES; do
 	[ "$k" = rsa ] && kname='RSA 2048' || kname='ECDSA P-256'
@@ -337,5 +331,5 @@ for k in $KEY_TYPES; do
 		--meta "resumed_cmd=openssl s_time -connect 127.0.0.1:PORT -time $DURATION -reuse -www / (x$HS_CLIENTS)" \
 		--meta "wrk_cmd=wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency https://127.0.0.1:PORT/" \
 		--meta "parts=$TLS_PARTS" \
-		"${negotiated[@]}" "${meta[@]}" "${skipped[@]}" || bench_die "report failed"
+		"${negotiated[@]}" "${BENCH_META[@]}" "${BENCH_SKIPPED[@]}" || bench_die "report failed"
 done

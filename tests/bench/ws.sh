@@ -185,21 +185,15 @@ active=("${running[@]}")
 [ "${#active[@]}" -gt 0 ] || bench_die "no target to run"
 n=${#active[@]}
 
-meta=()
-while IFS= read -r line; do
-	case $line in
+# wrk does not take part here.
+no_wrk() {
+	case $1 in
 	wrk=*) ;;
-	*) meta+=(--meta "$line") ;;
+	*) echo "$1" ;;
 	esac
-done < <(bench_machine_meta)
-meta+=(--meta "node=$(node -v)" --meta "ws=$WS_VERSION")
-if bin=$(sluice_bin); then
-	meta+=(--meta "sluice=$(timeout 5 "$bin" -v 2>&1 | head -n 1)" --meta "sluice_bin=$bin")
-fi
-skipped=()
-for t in "${!SKIPPED[@]}"; do
-	skipped+=(--skipped "$t=${SKIPPED[$t]}")
-done
+}
+bench_meta no_wrk
+BENCH_META+=(--meta "node=$(node -v)" --meta "ws=$WS_VERSION")
 
 OUT=$(bench_out ws) || exit 1
 rm -f "$OUT"
@@ -282,7 +276,7 @@ if [ "$do_echo" = 1 ]; then
 		--meta "duration_s=$DURATION" --meta "rounds=$ROUNDS" --meta "warmup_s=$WARMUP" \
 		--meta "connections=$WS_CONNS" --meta "message_bytes=$WS_SIZE" --meta "client_threads=$WS_THREADS" \
 		--meta "proxy_headers=${PROXY_HEADERS:-1}" \
-		"${meta[@]}" "${skipped[@]}" || bench_die "report failed"
+		"${BENCH_META[@]}" "${BENCH_SKIPPED[@]}" || bench_die "report failed"
 fi
 
 # The idle part starts a fresh proxy per run: the echo part's instances go.
@@ -356,5 +350,5 @@ if [ "$do_idle" = 1 ]; then
 		--meta "idle_connections=$IDLE_CONNS" --meta "idle_rounds=$IDLE_ROUNDS" \
 		--meta "idle_concurrency=$IDLE_CONCURRENCY" --meta "idle_settle_s=$IDLE_SETTLE" \
 		--meta "open_files_limit=$(ulimit -n)" \
-		"${meta[@]}" "${skipped[@]}" || bench_die "report failed"
+		"${BENCH_META[@]}" "${BENCH_SKIPPED[@]}" || bench_die "report failed"
 fi
