@@ -43,7 +43,7 @@ struct config_tls_cert {
 	char *key;			/* PEM private key; NULL: it is in the chain file */
 };
 
-/* A listener's tls { } directives as written; tls.c builds contexts from them. */
+/* A listener's tls { } directives as written; tls_server.c builds contexts from them. */
 struct config_listener_tls {
 	struct config_tls_cert *certs;	/* certs[0] is the default certificate */
 	size_t ncerts;

@@ -20,7 +20,7 @@
 struct evbuffer;
 struct evbuffer_cb_entry;
 struct conn;
-struct ssl_st;			/* OpenSSL's SSL: only conn.c and tls.c look inside */
+struct ssl_st;			/* OpenSSL's SSL: only conn.c and tls*.c look inside */
 
 /* What conn_event_cb reports. */
 enum conn_event {

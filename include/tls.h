@@ -3,7 +3,7 @@
  * ALPN, session cache, ticket keys that rotate and survive reloads) and a
  * pool's client context (verification, client certificate, per-server
  * session reuse). It builds SSL objects; moving bytes through them is the
- * transport's job (conn.c). Only tls.c and this header include OpenSSL.
+ * transport's job (conn.c). Only tls*.c and this header include OpenSSL.
  *
  * For the transport: contexts set SSL_MODE_RELEASE_BUFFERS and nothing
  * else (add SSL_MODE_ENABLE_PARTIAL_WRITE etc. per SSL as the transport
