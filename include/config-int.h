@@ -1,8 +1,9 @@
 /*
  * Internals of the configuration module, shared by config.c and the
  * config_*.c files it is split into; only config*.c include this header.
- * It does not include <confuse.h> (only config.c does): libconfuse's cfg_t
- * appears here only as the opaque struct cfg_t of a section's check hook.
+ * It does not include <confuse.h> (config.c, config_check.c and
+ * config_build.c do): libconfuse's cfg_t appears here only as the opaque
+ * struct cfg_t of the load in progress and of a section's check hook.
  */
 #ifndef SLUICE_CONFIG_INT_H
 #define SLUICE_CONFIG_INT_H
@@ -68,7 +69,7 @@ enum opt_type {
 #define OPT_NAME_OK	0x4	/* OPT_ADDRESS: HOST:PORT is accepted too (addrlen 0) */
 
 struct cfg_t;			/* libconfuse's, opaque here */
-struct load;			/* one config_load() in progress, private to config.c */
+struct load;			/* one config_load() in progress, below */
 struct section_def;
 
 /*
@@ -138,6 +139,32 @@ struct config_scan {
 	bool fatal;			/* ... that libconfuse must not see */
 	int err_line;
 	char msg[256];
+};
+
+/* -------------------------------------------------------------- load state */
+
+struct sec_rec;			/* a section whose '}' has been parsed (config.c) */
+struct opt_rec;			/* an option set in the file (config.c) */
+
+/*
+ * One config_load() in progress, on config_load()'s stack: config.c parses
+ * into it, config_check.c and config_build.c read root and report through
+ * config_load_error().
+ */
+struct load {
+	const char *file;
+	struct config_scan scan;	/* the file's text and its sections (config_scan.c) */
+	struct cfg_t *root;
+	size_t nclosed;			/* sections closed so far by the parser */
+
+	struct sec_rec *secs;
+	size_t nsecs;
+	struct opt_rec *opts;
+	size_t nopts;
+
+	bool failed;			/* the first error, kept */
+	int err_line;			/* 0: no line applies */
+	char msg[512];
 };
 
 /* ----------------------------------------------------------------- memory */
@@ -216,11 +243,28 @@ int config_value_convert(const struct opt_def *d, const char *text, struct opt_v
 /* Move a converted value into its fields in obj; v->s is then obj's. */
 void config_value_store(const struct opt_def *d, struct opt_value *v, void *obj);
 
-/* Parse "10.0.0.0/8", "::1" (a host) from s[0..len) into c. Returns 0 or -1. */
-int config_value_parse_cidr(const char *s, size_t len, struct config_cidr *c) SLUICE_WUR;
+/*
+ * The parsers below check text and convert it, and own nothing they are
+ * given. Those with why write what was expected into it on error.
+ */
 
-/* Whether s is a valid object name (NAME_RULE). */
-bool config_value_name_ok(const char *s);
+/* ----------------------------------------------------- config_number.c */
+
+/* Digits at *sp into *out, *sp moved past them. Returns 0, or -1 (none, overflow). */
+int config_number_digits(const char **sp, unsigned long long *out) SLUICE_WUR;
+
+/* A size as config_parse_size() reads it, in 64 bits. Returns 0 or -1. */
+int config_number_size64(const char *s, uint64_t *bytes) SLUICE_WUR;
+
+/* Whole seconds: digits and s, m, h or d (bare: seconds). Returns 0 or -1. */
+int config_number_seconds(const char *s, unsigned long long *out) SLUICE_WUR;
+
+/* "200-399" or "200": status codes 100..599, low first. Returns 0 or -1. */
+int config_number_status_range(const char *s, unsigned long long *lo,
+		unsigned long long *hi) SLUICE_WUR;
+
+/* "50%" or "50". Returns 0 or -1. */
+int config_number_percent(const char *s, unsigned long long *out) SLUICE_WUR;
 
 /* "16k", "1m": the largest unit that is exact. */
 void config_value_format_size(unsigned long long n, char *buf, size_t len);
@@ -228,6 +272,68 @@ void config_value_format_size(unsigned long long n, char *buf, size_t len);
 /* Whether d has numeric bounds, and "1ms..24h" for them. */
 bool config_value_has_bounds(const struct opt_def *d);
 void config_value_format_bounds(const struct opt_def *d, char *buf, size_t len);
+
+/* ------------------------------------------------------- config_addr.c */
+
+/* Host name syntax: dot-separated labels of letters, digits, '-' or '_'. */
+bool config_addr_hostname_ok(const char *s);
+
+/* Like config_parse_address(), saying in why what is wrong. Returns 0 or -1. */
+int config_addr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+		char *why, size_t whylen) SLUICE_WUR;
+
+/*
+ * A server address naming a host, "HOST:PORT". Returns 0; 1 when s does not
+ * name a host (the IP parser's message stands); -1 with why when it names
+ * one badly.
+ */
+int config_addr_name_port(const char *s, char *why, size_t whylen) SLUICE_WUR;
+
+/* resolvers: IP, IP:PORT or [IPv6]:PORT, space or comma separated. 0 or -1. */
+int config_addr_resolvers(const char *s, char *why, size_t whylen) SLUICE_WUR;
+
+/* Parse "10.0.0.0/8", "::1" (a host) from s[0..len) into c. Returns 0 or -1. */
+int config_value_parse_cidr(const char *s, size_t len, struct config_cidr *c) SLUICE_WUR;
+
+/* "10.0.0.0/8 ::1/128" into out (NULL: only check). Returns the count or -1. */
+long config_addr_cidrs(const char *s, struct config_cidr *out, char *why, size_t whylen);
+
+/* ---------------------------------------------------- config_keyword.c */
+
+/* Whether s is a valid object name (NAME_RULE). */
+bool config_value_name_ok(const char *s);
+
+/* "a b,c": object names, spaces or commas between. Returns 0 or -1. */
+int config_keyword_names(const char *s, char *why, size_t whylen) SLUICE_WUR;
+
+/* A route's sticky modes: "off", or cookie and/or socketio. Returns 0 or -1. */
+int config_keyword_sticky(const char *s, unsigned *bits) SLUICE_WUR;
+
+/* on/off, yes/no, true/false. Returns 0 or -1. */
+int config_keyword_bool(const char *s, bool *b) SLUICE_WUR;
+
+/* "TLS1.2" or "TLSv1.2", either case: CONFIG_TLS_1_*. Returns 0 or -1. */
+int config_keyword_tls_version(const char *s, unsigned *v) SLUICE_WUR;
+
+/* An RFC 6265 cookie-name of 1 to 64 characters. */
+bool config_keyword_cookie_name_ok(const char *s);
+
+/*
+ * hash_key (client, header:, cookie:, query:) and a rate limit's key
+ * (client, route, header:, cookie:): the kind in v->n, the name in v->s
+ * (the caller's). Return 0 or -1.
+ */
+int config_keyword_hash_key(const char *text, struct opt_value *v, char *why,
+		size_t whylen) SLUICE_WUR;
+int config_keyword_rl_key(const char *text, struct opt_value *v, char *why,
+		size_t whylen) SLUICE_WUR;
+
+/*
+ * A value that must be one of names[0..n) (NULL entries: enum values
+ * without a name): its index in v->n, or -1 with expected in why.
+ */
+int config_keyword_match(const char *text, const char *const *names, size_t n,
+		struct opt_value *v, const char *expected, char *why, size_t whylen) SLUICE_WUR;
 
 /* ------------------------------------------------------- config_scan.c */
 
@@ -242,6 +348,45 @@ void config_scan_run(struct config_scan *sc);
 void config_scan_free(struct config_scan *sc);
 
 /* ------------------------------------------------------------ config.c */
+
+/*
+ * Record the first error of ld: line 0 when none applies, sec (or NULL)
+ * names the section the message is about. Later errors are dropped.
+ */
+void config_load_error(struct load *ld, int line, struct cfg_t *sec, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The line where the file sets option name of sec, or 0. */
+int config_opt_line(struct load *ld, struct cfg_t *sec, const char *name);
+
+/* The line of section sec, or 0 when the file lacks it (defaults only). */
+int config_sec_line(struct load *ld, struct cfg_t *sec);
+
+/* The line of an option if the file sets it, else that of its section. */
+int config_where(struct load *ld, struct cfg_t *sec, const char *name);
+
+/* The value of d in sec: as set in the file, else its default (or NULL). */
+const char *config_opt_text(struct cfg_t *sec, const struct opt_def *d);
+
+/* Free a generation whatever its count (config_unref() is the way out). */
+void config_destroy(struct config *cfg);
+
+/* ------------------------------------------------------ config_build.c */
+
+/*
+ * The generation described by the parsed ld->root, with refcnt 1; NULL
+ * after config_load_error().
+ */
+struct config *config_build(struct load *ld);
+
+/* ------------------------------------------------------ config_check.c */
+
+/*
+ * Count, required-option and cross-option checks of section sec (table sd)
+ * whose keyword is at line. Returns 0, or -1 after config_load_error().
+ */
+int config_check_section(struct load *ld, struct cfg_t *sec, const struct section_def *sd,
+		int line);
 
 /* limits' check hook: max_uri against max_header_size. Returns 0 or -1. */
 int config_check_limits(struct load *ld, struct cfg_t *sec, int line);

@@ -1,6 +1,6 @@
 /*
- * Types of one configuration generation: what config.c builds from a file.
- * A generation is immutable once built and shared by reference between the
+ * Types of one configuration generation: what config_build.c builds from a
+ * file. A generation is immutable once built and shared by reference between the
  * main thread and the workers; runtime state (balancer cursors, idle
  * connections) lives elsewhere and points into it.
  */
@@ -127,7 +127,7 @@ enum config_check_type {
 struct config_health {
 	unsigned type;			/* enum config_check_type */
 	char *method;			/* http: request method */
-	char *path;			/* request target; default by type (config.c) */
+	char *path;			/* request target; default by type (config_build.c) */
 	char *host;			/* Host field; NULL: the server's TLS name or address */
 	unsigned status_min;		/* http: status range that passes */
 	unsigned status_max;

@@ -1,6 +1,7 @@
 /*
- * Loading, checking and sharing configuration generations. Only config.c
- * includes <confuse.h>; the rest of sluice sees struct config.
+ * Loading, checking and sharing configuration generations. Only config.c,
+ * config_check.c and config_build.c include <confuse.h>; the rest of sluice
+ * sees struct config.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H

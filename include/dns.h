@@ -1,7 +1,7 @@
 /*
  * DNS discovery of servers. A server whose address names a host is loaded
- * as a group of slots (config.c); this module resolves the host with evdns
- * on the main thread's loop every resolve_interval and fills, keeps and
+ * as a group of slots (config_build.c); this module resolves the host with
+ * evdns on the main thread's loop every resolve_interval and fills, keeps and
  * empties the slots. It does not balance, and does not judge the health of
  * the servers it fills: it sets their address and `present` only.
  */

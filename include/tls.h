@@ -28,8 +28,8 @@ struct tls_client;
  * Why building a context failed: msg names the file and what is wrong
  * ("key /etc/x.key does not match certificate /etc/x.pem"); directive is the
  * option the message is about ("chain", "key", "ciphers", "ticket_key_file",
- * "tls_ca", ...), so that config.c can point at its line; cert is the index
- * of the certificate section concerned, or -1.
+ * "tls_ca", ...), so that config_build.c can point at its line; cert is the
+ * index of the certificate section concerned, or -1.
  */
 struct tls_error {
 	char msg[512];

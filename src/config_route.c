@@ -1,7 +1,7 @@
 /*
  * Route lookup: which route of a generation serves a request, by host and
  * path prefix (config_route_match). Read-only on the generation, so any
- * thread; config.c's build sorts routes[] into the order this relies on.
+ * thread; config_build.c sorts routes[] into the order this relies on.
  */
 #include <ctype.h>
 #include <stdbool.h>

@@ -1,8 +1,9 @@
 /*
  * The directive tables: every option of the file format with its type,
  * default, bounds and help, one table per section, and the reference walk
- * over them (config_foreach_directive). Data only: config.c applies the
- * tables while loading, config_value.c converts the values.
+ * over them (config_foreach_directive). Data only: config.c, config_check.c
+ * and config_build.c apply the tables while loading, config_value.c converts
+ * the values.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -204,7 +205,7 @@ static const struct opt_def server_opts[] = {
 	{ .name = "tls_server_name", .type = OPT_SERVER_NAME,
 	  .off = offsetof(struct config_server, tls_server_name),
 	  .help = "this server's TLS name, in place of the pool's tls_server_name" },
-	/* No defaults: unset, the pool's apply (config.c, expand_named). */
+	/* No defaults: unset, the pool's apply (config_build.c, expand_named). */
 	{ .name = "resolve_interval", .type = OPT_DURATION, .min = 100, .max = 3600 * 1000,
 	  .off = offsetof(struct config_server, resolve_interval_ms),
 	  .help = "this server's resolve_interval, in place of the pool's" },
@@ -232,7 +233,7 @@ static const struct opt_def health_opts[] = {
 	{ .name = "method", .type = OPT_STRING, .def = "GET",
 	  .off = HEALTH_FIELD(method),
 	  .help = "method of the http check's request" },
-	/* No default here: it depends on the type (config.c fills it in). */
+	/* No default here: it depends on the type (config_build.c fills it in). */
 	{ .name = "path", .type = OPT_STRING,
 	  .off = HEALTH_FIELD(path),
 	  .help = "target of the check's request; default: \"/\" (http), \"/socket.io/\" (socketio)" },
@@ -480,7 +481,7 @@ static const struct opt_def root_opts[] = {
 	  .off = offsetof(struct config, timeouts.shutdown_ms),
 	  .help = "grace for in-flight exchanges on SIGTERM" },
 	/* No default on purpose: a key written in a shipped file would be
-	 * known to everyone; without one, config.c's build() draws a random one. */
+	 * known to everyone; without one, config_build.c draws a random one. */
 	{ .name = "sticky_key", .type = OPT_SECRET, .min = 16, .max = 1024,
 	  .off = offsetof(struct config, sticky_key), .aux = offsetof(struct config, sticky_key_len),
 	  .help = "HMAC key that signs sticky cookies, 16 to 1024 bytes; a secret, best set from ${VAR}" },

@@ -1,6 +1,6 @@
 /*
  * DNS discovery: resolves the host of every server group (a server whose
- * address names a host, loaded by config.c as max_addresses slots) with
+ * address names a host, loaded by config_build.c as max_addresses slots) with
  * evdns on the main thread's loop, and fills, keeps and empties the slots
  * from the answers. Owns the evdns base, and a timer, the slot view and the
  * queries of each group. Workers see only the result: server_address() and

@@ -252,7 +252,7 @@ table_grow(struct rl_redis *rr)
 	return 0;
 }
 
-/* The policy's GCRA parameters in microseconds (config.c derives them). */
+/* The policy's GCRA parameters in microseconds (config_build.c derives them). */
 static void
 policy_params(const struct rl_policy *p, uint64_t *t_us, uint64_t *tau_us)
 {

@@ -391,7 +391,7 @@ sticky_parse_open_packet(const char *data, size_t len, char sid[STICKY_SID_MAX +
  * which happens about twenty times over the table's life and costs a few
  * milliseconds at the largest sizes.
  */
-#define SID_NAME_MAX		64		/* pool and server names, as config.c allows */
+#define SID_NAME_MAX		64		/* pool and server names, as config_keyword.c allows */
 #define SID_INITIAL_BUCKETS	1024u
 /* An upper bound on memory (roughly 100 bytes an entry): past it, put()
  * fails until expire() or del() makes room. */
