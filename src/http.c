@@ -226,6 +226,7 @@ struct parse_ctx {
 	bool pending;			/* headers[nheaders] is being filled */
 	bool in_value;			/* and its value has begun */
 	bool is_request;
+	bool direct;			/* a request split without llhttp */
 	enum http_status status;	/* set by a callback that stops llhttp */
 	const char *error;
 
@@ -734,6 +735,43 @@ static enum http_status run_llhttp(struct parse_ctx *c, llhttp_type_t type,
 }
 
 /*
+ * The fields llhttp reads itself (framing, Connection, Upgrade) are taken
+ * past it only in their plain shape: SP before the value, tokens, commas and
+ * SP in it (digits alone for Content-Length), nothing after it. Any other
+ * spelling is left to llhttp, whose verdict on it stands.
+ */
+static bool plain_special(const struct http_header *hd, const char *colon, const char *eol)
+{
+	const char *p = colon + 1;
+
+	while (p < eol && *p == ' ')
+		p++;
+	if (p != hd->value || hd->value + hd->value_len != eol || hd->value_len == 0)
+		return false;
+	if (hd->id == HTTP_F_CONTENT_LENGTH) {
+		for (; p < eol; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+		return true;
+	}
+	/* token *( "," *SP token ) */
+	for (;;) {
+		const char *t = p;
+
+		while (p < eol && IS(*p, C_TCHAR))
+			p++;
+		if (p == t)
+			return false;
+		if (p == eol)
+			return true;
+		if (*p++ != ',')
+			return false;
+		while (p < eol && *p == ' ')
+			p++;
+	}
+}
+
+/*
  * Cut the field lines of a head that check_field_block() accepted into
  * names and values: each line is "name:value" and ends with CRLF, with no
  * other CR, LF or CTL in it, so a line is everything up to the next CR.
@@ -765,6 +803,11 @@ static enum http_status split_fields(struct parse_ctx *c, const char *data, size
 		hd->value_len = (size_t)(eol - v);
 		if (header_finish(c) != 0)
 			return head_fail(h, c->status, c->error);
+		if (c->direct && (hd->id == HTTP_F_CONTENT_LENGTH ||
+				hd->id == HTTP_F_TRANSFER_ENCODING || hd->id == HTTP_F_CONNECTION ||
+				hd->id == HTTP_F_UPGRADE || hd->id == HTTP_F_PROXY) &&
+				!plain_special(hd, colon, eol))
+			return HTTP_BAD;
 		p = eol + 2;
 	}
 	return HTTP_OK;
@@ -779,13 +822,58 @@ static void ctx_init(struct parse_ctx *c, struct http_head *h, unsigned max_head
 	c->is_request = is_request;
 }
 
-enum http_status http_parse_request(struct http_head *h, const char *data, size_t len,
-		struct http_header *headers, const struct http_limits *lim)
+/*
+ * The llhttp method number of the common methods, spelled as llhttp takes
+ * them (upper case), or -1 for any other token: those go through llhttp,
+ * which knows the full list.
+ */
+static int common_method(const char *m, size_t n)
+{
+	switch (n) {
+	case 3:
+		if (memcmp(m, "GET", 3) == 0)
+			return HTTP_GET;
+		if (memcmp(m, "PUT", 3) == 0)
+			return HTTP_PUT;
+		break;
+	case 4:
+		if (memcmp(m, "POST", 4) == 0)
+			return HTTP_POST;
+		if (memcmp(m, "HEAD", 4) == 0)
+			return HTTP_HEAD;
+		break;
+	case 5:
+		if (memcmp(m, "PATCH", 5) == 0)
+			return HTTP_PATCH;
+		break;
+	case 6:
+		if (memcmp(m, "DELETE", 6) == 0)
+			return HTTP_DELETE;
+		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return HTTP_OPTIONS;
+		break;
+	default:
+		break;
+	}
+	return -1;
+}
+
+/*
+ * One attempt at a request head. With direct set, a common method's field
+ * lines are split without llhttp, as a response's are; the caller repeats
+ * any head this refuses without direct, so that what is accepted, what is
+ * refused and the words of every refusal stay llhttp's and ours together.
+ */
+static enum http_status parse_request(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, const struct http_limits *lim, bool direct)
 {
 	struct parse_ctx c;
 	enum http_status st;
 	const char *err;
 	size_t off;
+	int m = -1;
 
 	head_reset(h, headers, len);
 	if (!ends_with_empty_line(data, len))
@@ -793,11 +881,21 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 	st = request_line_parse(h, data, len, lim->max_uri, &off);
 	if (st != HTTP_OK)
 		return st;
+	/* Other request-target forms are left to llhttp's URL parser. */
+	if (direct && (h->uri[0] != '/' ||
+			(m = common_method(h->method_str, h->method_len)) < 0))
+		return HTTP_BAD;
 	err = check_field_block(data, off, len);
 	if (err)
 		return head_fail(h, HTTP_BAD, err);
 	ctx_init(&c, h, lim->max_headers, true);
-	st = run_llhttp(&c, HTTP_REQUEST, data, len);
+	if (direct) {
+		c.direct = true;
+		st = split_fields(&c, data, off, len);
+		h->method = m;
+	} else {
+		st = run_llhttp(&c, HTTP_REQUEST, data, len);
+	}
 	if (st != HTTP_OK)
 		return st;
 
@@ -831,6 +929,19 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 		h->expect_continue = false;
 	}
 	return HTTP_OK;
+}
+
+/*
+ * llhttp re-cuts lines that check_field_block() has already made simple:
+ * for the common methods it is skipped, and only a head refused that way
+ * meets llhttp, for the final verdict.
+ */
+enum http_status http_parse_request(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, const struct http_limits *lim)
+{
+	if (parse_request(h, data, len, headers, lim, true) == HTTP_OK)
+		return HTTP_OK;
+	return parse_request(h, data, len, headers, lim, false);
 }
 
 enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
