@@ -112,6 +112,14 @@ void conn_set_read_timeout(struct conn *c, unsigned ms);
 void conn_flush(struct conn *c);
 void conn_set_write_low(struct conn *c, size_t low);
 
+/*
+ * Append len bytes at data to the output and write as conn_flush() does.
+ * When nothing is queued on a plain socket the bytes go out with one send()
+ * straight from data, and only what the kernel leaves is copied into
+ * c->out. Returns -1 only when that copy fails (out of memory).
+ */
+int conn_write(struct conn *c, const void *data, size_t len) __attribute__((warn_unused_result));
+
 /* Shut the write side once c->out is empty (lingering close). */
 void conn_shutdown_write(struct conn *c);
 

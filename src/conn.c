@@ -529,6 +529,43 @@ conn_flush(struct conn *c)
 		event_active(&c->wev, EV_WRITE, 0);
 }
 
+int
+conn_write(struct conn *c, const void *data, size_t len)
+{
+	ssize_t n;
+
+	/* Anything else (TLS, a backlog, a connect in progress) keeps the
+	 * order and the paths of the buffer. */
+	if (c->ssl != NULL || c->fd < 0 || c->connecting || c->failed || c->shut_pending ||
+	    c->wev_added || len == 0 || evbuffer_get_length(c->out) > 0) {
+		if (evbuffer_add(c->out, data, len) < 0)
+			return -1;
+		conn_flush(c);
+		return 0;
+	}
+	do
+		n = send(c->fd, data, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		c->failed = true;
+		c->err = errno;
+		/* Reported from the loop, as conn_flush() does. */
+		event_active(&c->wev, EV_WRITE, 0);
+		return 0;
+	}
+	if (n < 0)
+		n = 0;
+	c->bytes_written += (unsigned long long)n;
+	if ((size_t)n == len)
+		return 0;
+	/* The kernel took part: the rest waits for writability. */
+	if (evbuffer_add(c->out, (const char *)data + n, len - (size_t)n) < 0)
+		return -1;
+	event_add(&c->wev, NULL);
+	c->wev_added = true;
+	return 0;
+}
+
 void
 conn_shutdown_write(struct conn *c)
 {

@@ -363,13 +363,34 @@ forward_build_request(struct session *s, const struct http_head *h,
 	return wbuf_commit(&b, ex->head_out, &v);
 }
 
+/* Room for a response head and a small body built on the stack. */
+#define RESPONSE_STACK 4096
+
+/* Room write_response_head() needs for r, a bound on what it writes. */
+static size_t
+response_head_cap(const struct session *s, const struct http_head *r)
+{
+	const struct exchange *ex = &s->ex;
+	size_t reason_len = r->reason_len;
+
+	if (reason_len == 0)
+		reason_len = strlen(http_reason(r->status));
+	return r->head_len + 2 * r->nheaders + reason_len + 256 +
+		(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0) +
+		(ex->rl_hdr != NULL ? 100 : 0);
+}
+
 /*
  * Write a response head for the client: the server's status and fields less
  * hop-by-hop ones, then our own Connection field for a final response.
+ * With body set, the body_len bytes there follow the head and the whole
+ * answer is written at once (conn_write), which the caller has checked
+ * fits RESPONSE_STACK; otherwise the head waits in the output for the
+ * caller's flush, so that a body moved meanwhile leaves with it.
  */
 static int
 write_response_head(struct session *s, const struct http_head *r, bool final, bool close,
-		bool dechunk)
+		bool dechunk, const char *body, size_t body_len)
 {
 	struct exchange *ex = &s->ex;
 	struct evbuffer *out = s->c->out;
@@ -382,16 +403,26 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 	/* Strict-Transport-Security only over TLS (RFC 6797 7.2). */
 	unsigned hsts = final && s->listener->tls != NULL && s->c->ssl != NULL ?
 		tls_server_hsts(s->listener->tls) : 0;
+	size_t cap = response_head_cap(s, r);
+	char stack[RESPONSE_STACK];
 
 	if (reason_len == 0) {
 		reason = http_reason(r->status);
 		reason_len = strlen(reason);
 	}
 	conn_fields_collect(&cf, r);
-	if (wbuf_reserve(&b, out, &v, r->head_len + 2 * r->nheaders + reason_len + 256 +
-			(ex->route->sticky_cookie ? strlen(ex->route->sticky_cookie) : 0) +
-			(ex->rl_hdr != NULL ? 100 : 0)) < 0)
+	if (body != NULL) {
+		/* Built here and sent from here when the output is empty: no
+		 * evbuffer space is reserved, committed, sent and drained. */
+		if (cap + body_len > sizeof(stack))
+			return -1;
+		b.p = stack;
+		b.len = 0;
+		b.cap = cap + body_len;
+		b.overflow = false;
+	} else if (wbuf_reserve(&b, out, &v, cap) < 0) {
 		return -1;
+	}
 	PUTS(&b, "HTTP/1.1 ");
 	/* The parser guarantees three digits. */
 	status[0] = (char)('0' + r->status / 100);
@@ -459,6 +490,15 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 			PUTS(&b, "Connection: keep-alive\r\n");
 	}
 	PUTS(&b, "\r\n");
+	if (body != NULL) {
+		size_t head = b.len;
+
+		put(&b, body, body_len);
+		if (b.overflow || conn_write(s->c, b.p, b.len) < 0)
+			return -1;
+		ex->bytes_out += head + body_len;
+		return 0;
+	}
 	if (wbuf_commit(&b, out, &v) < 0)
 		return -1;
 	ex->bytes_out += b.len;
@@ -771,6 +811,21 @@ bad_response(struct session *s, const char *why)
 	session_fail(s, 502, TERM_BAD_RESPONSE);
 }
 
+/*
+ * Whether a final response's Content-Length body is small and already
+ * follows its head in the first chain of in, where the head was pulled up:
+ * then head and body are written together.
+ */
+static bool
+small_body_here(const struct session *s, const struct http_head *r, struct evbuffer *in,
+		size_t head_len)
+{
+	return r->body == HTTP_BODY_LENGTH && r->content_length > 0 &&
+		r->content_length <= RESPONSE_STACK / 4 && !s->ex.learn_sid_poll &&
+		evbuffer_get_contiguous_space(in) >= head_len + (size_t)r->content_length &&
+		response_head_cap(s, r) + (size_t)r->content_length <= RESPONSE_STACK;
+}
+
 static void
 forward_response(struct session *s)
 {
@@ -816,7 +871,7 @@ forward_response(struct session *s)
 			ex->status = 101;
 			ex->resp_head_sent = true;
 			ex->up_reusable = false;
-			if (write_response_head(s, &r, true, false, false) < 0) {
+			if (write_response_head(s, &r, true, false, false, NULL, 0) < 0) {
 				session_fail(s, 500, TERM_INTERNAL);
 				return;
 			}
@@ -829,7 +884,7 @@ forward_response(struct session *s)
 			/* Interim answers (100 Continue, 103 Early Hints) go on to
 			 * an HTTP/1.1 client; HTTP/1.0 does not know them. */
 			if (!ex->client_http10) {
-				if (write_response_head(s, &r, false, false, false) < 0) {
+				if (write_response_head(s, &r, false, false, false, NULL, 0) < 0) {
 					session_fail(s, 500, TERM_INTERNAL);
 					return;
 				}
@@ -848,7 +903,24 @@ forward_response(struct session *s)
 			s->draining || (s->client_eof && evbuffer_get_length(s->c->in) == 0);
 		ex->client_keep_alive = !close;
 		ex->up_reusable = r.keep_alive && r.body != HTTP_BODY_UNTIL_CLOSE;
-		if (write_response_head(s, &r, true, close, dechunk) < 0) {
+		if (small_body_here(s, &r, in, head_len)) {
+			/* The whole answer is in: it leaves in one piece, and the
+			 * body never passes through an evbuffer of ours. */
+			size_t cl = (size_t)r.content_length;
+
+			if (write_response_head(s, &r, true, close, false, data + head_len, cl) < 0) {
+				session_fail(s, 500, TERM_INTERNAL);
+				return;
+			}
+			evbuffer_drain(in, head_len + cl);
+			ex->resp_head_sent = true;
+			ex->phase = PHASE_RESPONSE_BODY;
+			http_body_init(&ex->resp_body, HTTP_BODY_LENGTH, 0, false);
+			ex->resp_body.moved = cl;
+			response_done(s);
+			return;
+		}
+		if (write_response_head(s, &r, true, close, dechunk, NULL, 0) < 0) {
 			session_fail(s, 500, TERM_INTERNAL);
 			return;
 		}
