@@ -14,7 +14,7 @@ struct http_head;
 struct http_target;
 
 /*
- * Write the request head for the server into s->ex.head_out from the
+ * Write the request head for the server into s->head_buf from the
  * client's parsed head h and its target t: an absolute-form target goes out
  * in origin-form with its authority as Host. Returns 0 or -1 (out of memory).
  */

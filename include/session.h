@@ -115,7 +115,7 @@ struct exchange {
 	bool learn_sid_poll;
 	bool learn_sid_ws;
 	struct upconn *up;
-	struct evbuffer *head_out;	/* request head for the server, kept for retries */
+	size_t head_len;		/* bytes of s->head_buf: the head for the server */
 	struct http_body_state req_body;
 	struct http_body_state resp_body;
 	size_t resp_scan;
@@ -152,6 +152,10 @@ struct session {
 	/* LB_KEY_MAX bytes for the hash key, made on the first request routed
 	 * to a keyed pool: most sessions never need it, idle tunnels least. */
 	char *hash_key_buf;
+	/* The request head for the server, kept for retries until the
+	 * exchange ends; the buffer is reused by the next exchange. */
+	char *head_buf;
+	size_t head_cap;
 	uint64_t id;
 	struct conn *c;			/* the client connection */
 	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port": the client's */

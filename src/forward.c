@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -247,8 +248,8 @@ forward_build_request(struct session *s, const struct http_head *h,
 {
 	struct exchange *ex = &s->ex;
 	struct conn_fields cf;
-	struct evbuffer_iovec v;
 	struct wbuf b;
+	size_t cap;
 	bool xff = false, xrid = false;
 	const char *ip = s->addr;
 	size_t ip_len;
@@ -270,9 +271,20 @@ forward_build_request(struct session *s, const struct http_head *h,
 	conn_fields_collect(&cf, h);
 	/* Our fields may be longer than the client's by ": " spacing, the
 	 * ", " joining X-Forwarded-For values and the fields we add. */
-	if (wbuf_reserve(&b, ex->head_out, &v, h->head_len + 2 * h->nheaders + h->host_len +
-			authority_len + ip_len + 256) < 0)
-		return -1;
+	cap = h->head_len + 2 * h->nheaders + h->host_len + authority_len + ip_len + 256;
+	if (cap > s->head_cap) {
+		size_t want = (cap + 1023) & ~(size_t)1023;
+		char *nb = realloc(s->head_buf, want);
+
+		if (nb == NULL)
+			return -1;
+		s->head_buf = nb;
+		s->head_cap = want;
+	}
+	b.p = s->head_buf;
+	b.len = 0;
+	b.cap = cap;
+	b.overflow = false;
 	put(&b, h->method_str, h->method_len);
 	PUTS(&b, " ");
 	if (t->absolute)
@@ -360,7 +372,10 @@ forward_build_request(struct session *s, const struct http_head *h,
 	else if (ex->route->pool->keepalive_max == 0)
 		PUTS(&b, "Connection: close\r\n");
 	PUTS(&b, "\r\n");
-	return wbuf_commit(&b, ex->head_out, &v);
+	if (b.overflow)
+		return -1;
+	ex->head_len = b.len;
+	return 0;
 }
 
 /* Room for a response head and a small body built on the stack. */
@@ -552,9 +567,7 @@ forward_connected(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 	struct upconn *up = ex->up;
-	struct evbuffer *out = up->c->out;
-	size_t len = evbuffer_get_length(ex->head_out);
-	const unsigned char *head;
+	int rc;
 
 	if (!up->reused) {
 		ex->connect_ms = (double)(util_now_us() - ex->t_connect_us) / 1000.0;
@@ -562,9 +575,14 @@ forward_connected(struct session *s)
 	}
 	up->connected = true;
 	/* A copy: the head stays for a retry if a reused connection turns out
-	 * to have been closed by the server. */
-	head = evbuffer_pullup(ex->head_out, (ev_ssize_t)len);
-	if (head == NULL || evbuffer_add(out, head, len) < 0) {
+	 * to have been closed by the server. Without a body to follow, it is
+	 * written at once, straight from the session's buffer when it can
+	 * be; a body's first bytes go out with it (forward_client_readable). */
+	if (ex->req_read)
+		rc = conn_write(up->c, s->head_buf, ex->head_len);
+	else
+		rc = evbuffer_add(up->c->out, s->head_buf, ex->head_len);
+	if (rc < 0) {
 		session_fail(s, 500, TERM_INTERNAL);
 		return;
 	}
@@ -572,7 +590,6 @@ forward_connected(struct session *s)
 	conn_set_read_hwm(up->c, RELAY_HWM / 2);
 	conn_read_enable(up->c);
 	if (ex->req_read) {
-		conn_flush(up->c);
 		ex->phase = PHASE_RESPONSE_HEAD;
 		session_timer_set(s, TIMER_RESPONSE_HEADER);
 		return;

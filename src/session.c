@@ -164,13 +164,9 @@ static void
 exchange_reset(struct session *s)
 {
 	struct exchange *ex = &s->ex;
-	struct evbuffer *head_out = ex->head_out;
 
 	free(ex->uri);
-	if (head_out != NULL)
-		evbuffer_drain(head_out, evbuffer_get_length(head_out));
 	memset(ex, 0, sizeof(*ex));
-	ex->head_out = head_out;
 }
 
 /* Start an exchange: from here on, it is logged whatever happens. */
@@ -321,10 +317,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	util_addr_format(sa, s->addr, sizeof(s->addr), 1);
 	s->c = conn_new(w->base, fd);
 	evtimer_assign(&s->timer, w->base, session_timer_cb, s);
-	s->ex.head_out = evbuffer_new();
 	TAILQ_INSERT_TAIL(&w->sessions, s, link);
 	w->nsessions++;
-	if (s->c == NULL || s->ex.head_out == NULL) {
+	if (s->c == NULL) {
 		log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
 		if (s->c == NULL)
 			close(fd);
@@ -552,8 +547,7 @@ session_free(struct session *s)
 	/* Releases the connections it counted (kind = connections). */
 	rl_sess_free(s->rl);
 	free(s->ex.uri);
-	if (s->ex.head_out != NULL)
-		evbuffer_free(s->ex.head_out);
+	free(s->head_buf);
 	config_unref(s->cfg);
 	free(s);
 }

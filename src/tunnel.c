@@ -5,6 +5,7 @@
  * between evbuffers untouched. Learning a Socket.io sid from the first
  * server frame is the one place a payload is looked at (never copied out).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -444,8 +445,9 @@ tunnel_start(struct session *s)
 	ex->phase = PHASE_TUNNEL;
 	/* Kept for a retry until now; a tunnel never sends another head, and
 	 * an idle tunnel should hold as little as possible. */
-	evbuffer_free(ex->head_out);
-	ex->head_out = NULL;
+	free(s->head_buf);
+	s->head_buf = NULL;
+	s->head_cap = 0;
 	ex->c2s.from_client = true;
 	ex->s2c.from_client = false;
 	ex->client_keep_alive = false;
