@@ -13,6 +13,10 @@
 #include <event2/buffer.h>
 #include <llhttp.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "http.h"
 #include "util.h"
 
@@ -137,6 +141,56 @@ static size_t find_lf_or_nul(const unsigned char *b, size_t j, size_t l)
 	return j;
 }
 
+#ifdef __SSE2__
+/*
+ * The common case of http_head_find(): a head looked at for the first time,
+ * not starting with CR, every byte up to the limit in one contiguous piece
+ * b[0..limit). Sixteen bytes at a time give a mask of their LF and NUL
+ * bytes, and only those are looked at, in order, with the same verdicts as
+ * the general scan: NUL or a bare LF before the end is BAD, CRLF CRLF ends
+ * the head.
+ */
+static enum http_status head_find_flat(const unsigned char *b, size_t limit, size_t *scan,
+		size_t *head_len)
+{
+	const __m128i lf = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
+
+	for (size_t k = 0; k < limit; k += 16) {
+		unsigned m;
+
+		/* The last piece is read as the sixteen bytes ending at limit,
+		 * those already seen shifted out; only a head shorter than
+		 * sixteen bytes is looked at byte by byte. */
+		if (limit - k >= 16 || limit >= 16) {
+			size_t at = limit - k >= 16 ? k : limit - 16;
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + at));
+
+			m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf),
+					_mm_cmpeq_epi8(v, nul))) >> (k - at);
+		} else {
+			m = 0;
+			for (size_t i = k; i < limit; i++)
+				if (b[i] == '\n' || b[i] == 0)
+					m |= 1u << (i - k);
+		}
+		while (m != 0) {
+			size_t i = k + (size_t)__builtin_ctz(m);
+
+			m &= m - 1;
+			if (b[i] == 0 || i == 0 || b[i - 1] != '\r')
+				return HTTP_BAD;
+			if (i >= 3 && b[i - 2] == '\n' && b[i - 3] == '\r') {
+				*head_len = i + 1;
+				*scan = i + 1;
+				return HTTP_OK;
+			}
+		}
+	}
+	*scan = limit;
+	return HTTP_INCOMPLETE;
+}
+#endif
+
 enum http_status http_head_find(struct evbuffer *buf, size_t *scan, size_t max,
 		size_t *head_len)
 {
@@ -145,14 +199,26 @@ enum http_status http_head_find(struct evbuffer *buf, size_t *scan, size_t max,
 	size_t buflen, limit, pos, start;
 	uint32_t win = 0;	/* last bytes seen, the newest in the low byte */
 
+	buflen = evbuffer_get_length(buf);
+	limit = buflen < max ? buflen : max;
+#ifdef __SSE2__
+	if (*scan == 0 && limit > 0 && evbuffer_peek(buf, -1, NULL, vec, 1) >= 1 &&
+			vec[0].iov_len >= limit && *(const unsigned char *)vec[0].iov_base != '\r') {
+		enum http_status st = head_find_flat(vec[0].iov_base, limit, scan, head_len);
+
+		if (st != HTTP_INCOMPLETE)
+			return st;
+		return buflen >= max ? HTTP_HEAD_TOO_LARGE : HTTP_INCOMPLETE;
+	}
+#endif
 	if (*scan == 0) {
 		enum http_status st = drain_leading_crlf(buf);
 
 		if (st != HTTP_OK)
 			return st;
+		buflen = evbuffer_get_length(buf);
+		limit = buflen < max ? buflen : max;
 	}
-	buflen = evbuffer_get_length(buf);
-	limit = buflen < max ? buflen : max;
 	if (*scan >= limit)
 		goto not_found;
 
