@@ -86,16 +86,40 @@ util_rand64(void)
 	return result;
 }
 
+/*
+ * Eight lower-case hex digits of v, the most significant first, worked out
+ * a word at a time: each nibble is spread into a byte of its own, then
+ * turned into its digit without a table or a branch.
+ */
+static void
+hex8(char out[8], uint32_t v)
+{
+	uint64_t x = v;
+
+	x = ((x & 0xffff0000u) << 16) | (x & 0xffffu);
+	x = ((x & 0x0000ff000000ff00ULL) << 8) | (x & 0x000000ff000000ffULL);
+	x = ((x & 0x00f000f000f000f0ULL) << 4) | (x & 0x000f000f000f000fULL);
+	/* A byte of 10 or more gets 'a' - '0' - 10 on top of '0'. */
+	x += 0x3030303030303030ULL +
+		(((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL) * ('a' - '0' - 10);
+	/* The most significant nibble is in the top byte: it goes first. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	x = __builtin_bswap64(x);
+	memcpy(out, &x, 8);
+#else
+	memcpy(out, &x, 8);
+#endif
+}
+
 void
 util_request_id(char out[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	uint64_t a = util_rand64(), b = util_rand64();
 
-	for (int i = 0; i < 16; i++) {
-		out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
-		out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
-	}
+	hex8(out, (uint32_t)(a >> 32));
+	hex8(out + 8, (uint32_t)a);
+	hex8(out + 16, (uint32_t)(b >> 32));
+	hex8(out + 24, (uint32_t)b);
 	out[32] = '\0';
 }
 
