@@ -87,7 +87,7 @@ struct exchange {
 	enum session_phase phase;
 	int method;
 	char method_str[16];
-	char *uri;			/* copy for the access log, owned */
+	char *uri;			/* copy for the access log, in s->uri_buf */
 	char request_id[65];
 	bool client_http10;
 	bool client_keep_alive;		/* the client may send another request */
@@ -156,6 +156,9 @@ struct session {
 	 * exchange ends; the buffer is reused by the next exchange. */
 	char *head_buf;
 	size_t head_cap;
+	/* What ex.uri points to, when set: reused by every exchange. */
+	char *uri_buf;
+	size_t uri_cap;
 	uint64_t id;
 	struct conn *c;			/* the client connection */
 	char addr[UTIL_ADDR_LEN];	/* "ip:port", or "[ipv6]:port": the client's */

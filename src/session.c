@@ -165,8 +165,29 @@ exchange_reset(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 
-	free(ex->uri);
 	memset(ex, 0, sizeof(*ex));
+}
+
+/*
+ * A copy of the request-target for the access log, NUL-terminated, in a
+ * buffer the session keeps for its next requests instead of an allocation
+ * per request. NULL when out of memory (the log then shows "-").
+ */
+static char *
+session_keep_uri(struct session *s, const char *uri, size_t len)
+{
+	if (len + 1 > s->uri_cap) {
+		size_t want = (len + 1 + 255) & ~(size_t)255;
+		char *nb = realloc(s->uri_buf, want);
+
+		if (nb == NULL)
+			return NULL;
+		s->uri_buf = nb;
+		s->uri_cap = want;
+	}
+	memcpy(s->uri_buf, uri, len);
+	s->uri_buf[len] = '\0';
+	return s->uri_buf;
 }
 
 /* Start an exchange: from here on, it is logged whatever happens. */
@@ -546,7 +567,7 @@ session_free(struct session *s)
 	free(s->hash_key_buf);
 	/* Releases the connections it counted (kind = connections). */
 	rl_sess_free(s->rl);
-	free(s->ex.uri);
+	free(s->uri_buf);
 	free(s->head_buf);
 	config_unref(s->cfg);
 	free(s);
@@ -749,7 +770,7 @@ session_read_head(struct session *s)
 		ex->method_str[n] = '\0';
 	}
 	if (h.uri != NULL && st != HTTP_URI_TOO_LONG)
-		ex->uri = strndup(h.uri, h.uri_len);
+		ex->uri = session_keep_uri(s, h.uri, h.uri_len);
 	if (st != HTTP_OK) {
 		evbuffer_drain(in, head_len);
 		fail_parse(s, st, h.error);
