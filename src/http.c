@@ -293,6 +293,7 @@ struct parse_ctx {
 	bool in_value;			/* and its value has begun */
 	bool is_request;
 	bool direct;			/* a request split without llhttp */
+	bool name_checked;		/* split_fields() saw the name is tchar up to ':' */
 	enum http_status status;	/* set by a callback that stops llhttp */
 	const char *error;
 
@@ -484,15 +485,17 @@ static int header_finish(struct parse_ctx *c)
 	size_t n = hd->name_len;
 
 	c->pending = false;
-	/* llhttp 8.1 tolerates some of these; a proxy must not. */
-	if (n == 0)
-		return fail(c, HTTP_BAD, "empty header name");
-	/* llhttp 8.1 hands "Host " over as the name of "Host : x". */
-	if (IS(name[n - 1], C_OWS) || name[n] != ':')
-		return fail(c, HTTP_BAD, "whitespace before colon");
-	for (size_t i = 0; i < n; i++)
-		if (unlikely(!IS(name[i], C_TCHAR)))
-			return fail(c, HTTP_BAD, "invalid character in header name");
+	if (!c->name_checked) {
+		/* llhttp 8.1 tolerates some of these; a proxy must not. */
+		if (n == 0)
+			return fail(c, HTTP_BAD, "empty header name");
+		/* llhttp 8.1 hands "Host " over as the name of "Host : x". */
+		if (IS(name[n - 1], C_OWS) || name[n] != ':')
+			return fail(c, HTTP_BAD, "whitespace before colon");
+		for (size_t i = 0; i < n; i++)
+			if (unlikely(!IS(name[i], C_TCHAR)))
+				return fail(c, HTTP_BAD, "invalid character in header name");
+	}
 	if (hd->value == NULL)
 		hd->value = name + n + 1;
 	v = hd->value;
@@ -851,10 +854,23 @@ static enum http_status split_fields(struct parse_ctx *c, const char *data, size
 	struct http_head *h = c->h;
 
 	while (p < end) {
-		const char *eol = memchr(p, '\r', (size_t)(end - p));
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		const char *q = p, *eol, *colon;
 		struct http_header *hd = &h->headers[h->nheaders];
 		const char *v;
+
+		/* Nearly every line is a tchar name and a colon: the name is
+		 * checked as the colon is looked for. Other lines are cut as
+		 * they come and header_finish() says what is wrong. */
+		while (IS(*q, C_TCHAR))
+			q++;
+		c->name_checked = *q == ':' && q > p;
+		if (c->name_checked) {
+			colon = q;
+			eol = memchr(colon + 1, '\r', (size_t)(end - colon - 1));
+		} else {
+			eol = memchr(p, '\r', (size_t)(end - p));
+			colon = memchr(p, ':', (size_t)(eol - p));
+		}
 
 		if (colon == NULL)
 			return head_fail(h, HTTP_BAD, "header line without colon");
