@@ -12,54 +12,45 @@
 
 #include "config-int.h"
 
-/* "1h", "2m", "10s" or "500ms": the largest unit that is exact. */
+/* A unit of a written value: how many of the base unit, and its suffix. */
+struct unit {
+	unsigned long long size;
+	const char *suffix;
+};
+
+/* Units from the largest, the last one of size 1 and always exact. */
+static const struct unit ms_units[] = {
+	{ 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" },
+};
+static const struct unit size_units[] = {
+	{ 1ULL << 30, "g" }, { 1ULL << 20, "m" }, { 1024, "k" }, { 1, "" },
+};
+static const struct unit second_units[] = {
+	{ 86400, "d" }, { 3600, "h" }, { 60, "m" }, { 1, "s" },
+};
+
+/* n in the largest of units that divides it exactly ("2m", not "120s"). */
 static void
-format_duration(unsigned long long ms, char *buf, size_t len)
+format_exact(unsigned long long n, const struct unit *u, char *buf, size_t len)
 {
-	if (ms != 0 && ms % 3600000 == 0)
-		snprintf(buf, len, "%lluh", ms / 3600000);
-	else if (ms != 0 && ms % 60000 == 0)
-		snprintf(buf, len, "%llum", ms / 60000);
-	else if (ms != 0 && ms % 1000 == 0)
-		snprintf(buf, len, "%llus", ms / 1000);
-	else
-		snprintf(buf, len, "%llums", ms);
+	while (u->size > 1 && (n == 0 || n % u->size != 0))
+		u++;
+	snprintf(buf, len, "%llu%s", n / u->size, u->suffix);
 }
 
 void
 config_value_format_size(unsigned long long n, char *buf, size_t len)
 {
-	if (n != 0 && n % (1ULL << 30) == 0)
-		snprintf(buf, len, "%llug", n >> 30);
-	else if (n != 0 && n % (1ULL << 20) == 0)
-		snprintf(buf, len, "%llum", n >> 20);
-	else if (n != 0 && n % 1024 == 0)
-		snprintf(buf, len, "%lluk", n >> 10);
-	else
-		snprintf(buf, len, "%llu", n);
-}
-
-/* "7d", "1h", "5m" or "30s": the largest unit that is exact. */
-static void
-format_seconds(unsigned long long s, char *buf, size_t len)
-{
-	if (s != 0 && s % 86400 == 0)
-		snprintf(buf, len, "%llud", s / 86400);
-	else if (s != 0 && s % 3600 == 0)
-		snprintf(buf, len, "%lluh", s / 3600);
-	else if (s != 0 && s % 60 == 0)
-		snprintf(buf, len, "%llum", s / 60);
-	else
-		snprintf(buf, len, "%llus", s);
+	format_exact(n, size_units, buf, len);
 }
 
 static void
 format_value(enum opt_type type, unsigned long long n, char *buf, size_t len)
 {
 	if (type == OPT_DURATION)
-		format_duration(n, buf, len);
+		format_exact(n, ms_units, buf, len);
 	else if (type == OPT_SECONDS)
-		format_seconds(n, buf, len);
+		format_exact(n, second_units, buf, len);
 	else if (type == OPT_SIZE || type == OPT_SIZE64)
 		config_value_format_size(n, buf, len);
 	else if (type == OPT_PERCENT)
