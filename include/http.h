@@ -157,6 +157,14 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 		struct http_header *headers, const struct http_limits *lim) HTTP_WUR;
 
 /*
+ * The same, with every head cut by llhttp: the reference that the direct
+ * split of common heads must agree with (tests/unit/test_http.c holds
+ * them to it).
+ */
+enum http_status http_parse_request_llhttp(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, const struct http_limits *lim) HTTP_WUR;
+
+/*
  * Parse a response head. req_method is the method of the request it
  * answers (HEAD and CONNECT change the framing). The framing rules of RFC
  * 9112 section 6.3 apply: HEAD, 1xx, 204 and 304 have no body, nor has a 2xx

@@ -1026,6 +1026,12 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 	return parse_request(h, data, len, headers, lim, false);
 }
 
+enum http_status http_parse_request_llhttp(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, const struct http_limits *lim)
+{
+	return parse_request(h, data, len, headers, lim, false);
+}
+
 enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
 		struct http_header *headers, unsigned max_headers, int req_method)
 {
