@@ -18,7 +18,8 @@ struct unit {
 	const char *suffix;
 };
 
-/* Units from the largest, the last one of size 1 and always exact. */
+/* Units from the largest, the last one of size 1 and always exact; the
+ * parsers read the same suffixes. */
 static const struct unit ms_units[] = {
 	{ 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" },
 };
@@ -36,6 +37,16 @@ format_exact(unsigned long long n, const struct unit *u, char *buf, size_t len)
 	while (u->size > 1 && (n == 0 || n % u->size != 0))
 		u++;
 	snprintf(buf, len, "%llu%s", n / u->size, u->suffix);
+}
+
+/* How many base units suffix stands for in units[0..n), or 0 for none. */
+static unsigned long long
+unit_mult(const struct unit *units, size_t n, const char *suffix)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(units[i].suffix, suffix) == 0)
+			return units[i].size;
+	return 0;
 }
 
 void
@@ -104,17 +115,9 @@ config_parse_duration(const char *s, unsigned *ms)
 
 	if (s == NULL || config_number_digits(&s, &n) < 0)
 		return -1;
-	if (*s == '\0' || strcmp(s, "s") == 0)
-		mult = 1000;
-	else if (strcmp(s, "ms") == 0)
-		mult = 1;
-	else if (strcmp(s, "m") == 0)
-		mult = 60 * 1000;
-	else if (strcmp(s, "h") == 0)
-		mult = 3600 * 1000;
-	else
-		return -1;
-	if (n > UINT_MAX / mult)
+	/* A bare number is seconds. */
+	mult = *s == '\0' ? 1000 : unit_mult(ms_units, ARRAY_LEN(ms_units), s);
+	if (mult == 0 || n > UINT_MAX / mult)
 		return -1;
 	*ms = (unsigned)(n * mult);
 	return 0;
@@ -176,17 +179,8 @@ config_number_seconds(const char *s, unsigned long long *out)
 
 	if (config_number_digits(&s, &n) < 0)
 		return -1;
-	if (*s == '\0' || strcmp(s, "s") == 0)
-		mult = 1;
-	else if (strcmp(s, "m") == 0)
-		mult = 60;
-	else if (strcmp(s, "h") == 0)
-		mult = 3600;
-	else if (strcmp(s, "d") == 0)
-		mult = 86400;
-	else
-		return -1;
-	if (n > UINT_MAX / mult)
+	mult = *s == '\0' ? 1 : unit_mult(second_units, ARRAY_LEN(second_units), s);
+	if (mult == 0 || n > UINT_MAX / mult)
 		return -1;
 	*out = n * mult;
 	return 0;
