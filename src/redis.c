@@ -1,10 +1,13 @@
 /*
  * The Redis backend of the rate limiter, one per worker: the hiredis
- * connection on the worker's loop (connect, AUTH, SCRIPT LOAD, back-off),
+ * connection on the worker's loop (the server's addresses, asked off the
+ * loop by resolve.c when it is named by host; connect, AUTH, SCRIPT LOAD,
+ * back-off),
  * the GCRA script, the leases that spare a round trip per request, the
  * per-request budget and on_error. Policies, keys and the 429 answer are
  * ratelimit.c's.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -30,6 +33,7 @@
 #include "ratelimit.h"
 #include "redis.h"
 #include "redis_conn.h"
+#include "resolve.h"
 #include "util.h"
 
 /*
@@ -126,6 +130,11 @@ struct rl_redis {
 	char *address;			/* for the logs, as written */
 	char *host;
 	int port;
+	bool literal;			/* host is an IP address: no question to ask */
+	struct resolve *resolving;	/* host's addresses, being asked off the loop */
+	struct sockaddr_storage addrs[RESOLVE_MAX];	/* host's, as last answered */
+	size_t naddrs;
+	size_t next_addr;		/* the next one to try; naddrs: ask again */
 	char *user;
 	char *password;
 	size_t password_len;
@@ -472,6 +481,8 @@ went_up(struct rl_redis *rr)
 
 	rr->state = RR_UP;
 	rr->backoff_ms = BACKOFF_MIN_MS;
+	/* Once this connection is lost, the name is asked again. */
+	rr->next_addr = rr->naddrs;
 	count(&g_count.up);
 	was = atomic_exchange(&g_state, G_UP);
 	if (was == G_DOWN)
@@ -494,6 +505,25 @@ schedule_retry(struct rl_redis *rr)
 	rr->backoff_ms = rr->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rr->backoff_ms * 2;
 }
 
+/*
+ * A connection attempt failed. The next address of a host name is tried at
+ * once, without a word; after the last one Redis is down, and a retry waits
+ * for the back-off.
+ */
+static void
+attempt_failed(struct rl_redis *rr, const char *why)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (!rr->freeing && rr->next_addr < rr->naddrs) {
+		log_debug("redis %s: %s; trying the next address", rr->address, why);
+		evtimer_add(rr->retry_ev, &now);
+		return;
+	}
+	went_down(rr, why);
+	schedule_retry(rr);
+}
+
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -510,11 +540,10 @@ drop(struct rl_redis *rr, const char *why)
 
 	rr->ac = NULL;
 	event_del(rr->connect_ev);
-	went_down(rr, why);
 	/* Its pending callbacks see a NULL reply and answer their waiters. */
 	if (ac != NULL)
 		redisAsyncFree(ac);
-	schedule_retry(rr);
+	attempt_failed(rr, why);
 }
 
 static void
@@ -540,8 +569,7 @@ on_connect(const redisAsyncContext *ac, int status)
 		return;		/* up once the handshake's replies come */
 	/* hiredis frees ac after this callback. */
 	rr->ac = NULL;
-	went_down(rr, ac->errstr[0] ? ac->errstr : "connect failed");
-	schedule_retry(rr);
+	attempt_failed(rr, ac->errstr[0] ? ac->errstr : "connect failed");
 }
 
 static void
@@ -553,8 +581,7 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	if (rr == NULL || rr->freeing || rr->ac != ac)
 		return;
 	rr->ac = NULL;
-	went_down(rr, ac->err ? ac->errstr : "connection closed");
-	schedule_retry(rr);
+	attempt_failed(rr, ac->err ? ac->errstr : "connection closed");
 }
 
 /* AUTH's and SCRIPT LOAD's replies; privdata is the handshake step. */
@@ -615,17 +642,16 @@ send_handshake(struct rl_redis *rr)
 	return send_script(rr);
 }
 
+/* Connect to ip (a literal) and queue the handshake. */
 static void
-connect_start(struct rl_redis *rr)
+connect_to(struct rl_redis *rr, const char *ip)
 {
 	static const struct timeval ct = {
 		.tv_sec = CONNECT_TIMEOUT_MS / 1000, .tv_usec = (CONNECT_TIMEOUT_MS % 1000) * 1000,
 	};
 	redisAsyncContext *ac;
 
-	if (rr->freeing || rr->ac != NULL)
-		return;
-	ac = redisAsyncConnect(rr->host, rr->port);
+	ac = redisAsyncConnect(ip, rr->port);
 	if (ac == NULL) {
 		went_down(rr, "out of memory");
 		schedule_retry(rr);
@@ -656,6 +682,74 @@ connect_start(struct rl_redis *rr)
 		return;
 	}
 	rl_conns_linked(rr->conns);
+}
+
+/* Connect to the next address of host's answer. */
+static void
+connect_next(struct rl_redis *rr)
+{
+	const struct sockaddr_storage *ss = &rr->addrs[rr->next_addr++];
+	const void *bytes = ss->ss_family == AF_INET6 ?
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(ss->ss_family, bytes, ip, sizeof(ip)) == NULL) {
+		went_down(rr, "an address of an unknown family");
+		schedule_retry(rr);
+		return;
+	}
+	log_debug("redis %s: trying %s", rr->address, ip);
+	connect_to(rr, ip);
+}
+
+/* host's addresses are in, or the question failed. */
+static void
+resolved(int err, const char *errtext, const struct sockaddr_storage *addrs, size_t n, void *arg)
+{
+	struct rl_redis *rr = arg;
+	char why[300];
+
+	rr->resolving = NULL;
+	if (err != 0) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", rr->host, errtext);
+		went_down(rr, why);
+		schedule_retry(rr);
+		return;
+	}
+	memcpy(rr->addrs, addrs, n * sizeof(addrs[0]));
+	rr->naddrs = n;
+	rr->next_addr = 0;
+	connect_next(rr);
+}
+
+/*
+ * Connect, or first ask for the host's address. A name is asked anew at
+ * every attempt, so that Redis moved to another address is followed, and
+ * off the loop: the system's resolver blocks, and while it waits the
+ * requests of this worker go on, answered by on_error.
+ */
+static void
+connect_start(struct rl_redis *rr)
+{
+	if (rr->freeing || rr->ac != NULL || rr->resolving != NULL)
+		return;
+	if (rr->literal) {
+		connect_to(rr, rr->host);
+		return;
+	}
+	if (rr->next_addr < rr->naddrs) {
+		connect_next(rr);
+		return;
+	}
+	rr->resolving = resolve_start(rr->base, rr->host, rr->port, resolved, rr);
+	if (rr->resolving == NULL) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "cannot start resolving: %s", strerror(errno));
+		went_down(rr, why);
+		schedule_retry(rr);
+	}
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -977,6 +1071,7 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 	    split_address(c->address, &rr->host, &rr->port) < 0 || rl_redis_script_sha(gcra_script, sizeof(gcra_script) - 1, rr->sha) < 0)
 		goto fail;
 	rr->prefix_len = strlen(rr->prefix);
+	rr->literal = resolve_is_literal(rr->host);
 	if (c->user != NULL && (rr->user = strdup(c->user)) == NULL)
 		goto fail;
 	if (c->password != NULL) {
@@ -1020,6 +1115,8 @@ rl_redis_free(struct rl_redis *rr)
 	if (rr == NULL)
 		return;
 	rr->freeing = true;
+	resolve_cancel(rr->resolving);
+	rr->resolving = NULL;
 	/* Before the connection: its replies still owed only free their own. */
 	rl_conns_free(rr->conns);
 	if (rr->ac != NULL) {

@@ -143,6 +143,42 @@ test('exact edges through Redis: the burst, then one per interval', { skip, time
 	assert.match(s.errorLog(), /redis 127\.0\.0\.1:\d+ connected/);
 });
 
+test('Redis named by a host name: resolved off the loop, and the limit holds through it', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const prefix = freshPrefix();
+	const named = { address: `localhost:${redis.port}` };
+	const s = await startSluice({ t, config: config({ backend, redis: named, rate: 5, burst: 2, per: '1m', prefix }) });
+
+	// Until Redis is reached, on_error (local) answers; then the TAT is
+	// in Redis under the prefix.
+	await waitFor(async () => {
+		assert.ok([200, 429].includes((await get(`${s.url}/x`)).status));
+		return (await redis.cmd('KEYS', `${prefix}*`)).length > 0;
+	}, 10000, 'the limit kept in Redis');
+	assert.deepEqual(await redis.cmd('KEYS', `${prefix}*`), [`${prefix}lim:127.0.0.1`]);
+	// Redis's budget of 3 (rate 5 a minute, burst 2) runs out and stays out.
+	await waitFor(async () => (await get(`${s.url}/x`)).status === 429, 10000, 'a 429');
+	assert.equal((await get(`${s.url}/x`)).status, 429);
+	assert.match(s.errorLog(), /redis localhost:\d+ connected/);
+});
+
+test('Redis named by a host name that does not resolve: on_error answers, and the log says why', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const named = { address: 'redis.invalid:6379' };
+	const s = await startSluice({
+		t, config: config({ backend, redis: named, rate: 1, per: '1m', redisExtra: 'on_error = allow' }),
+	});
+
+	// However long the system's resolver takes, requests are answered.
+	for (let i = 0; i < 5; i++) assert.equal((await get(`${s.url}/x`)).status, 200);
+	await waitFor(() => /redis redis\.invalid:6379 unreachable: cannot resolve redis\.invalid: .+; on_error = allow/.test(s.errorLog()),
+		30000, 'the resolution failure in the log');
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+});
+
 for (const mode of ['allow', 'deny', 'local']) {
 	test(`Redis killed and restarted under load: on_error = ${mode}`, { skip, timeout: 60000 }, async (t) => {
 		const backend = await startBackend();

@@ -5,8 +5,10 @@
  * exchanges with a real redis-server are in tests/integration/redis.test.mjs.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -22,6 +25,7 @@
 #include "config.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "resolve.h"
 
 static unsigned local_calls;
 
@@ -100,10 +104,28 @@ closed_port(void)
 	return port;
 }
 
+/* A Redis backend on base for address, the fake local backend behind it. */
+static struct rl_redis *
+redis_at(struct event_base *base, const char *address, unsigned on_error, unsigned lease_max)
+{
+	struct config cfg;
+	struct rl_redis *rr;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.redis_on = true;
+	cfg.redis.address = (char *)address;
+	cfg.redis.prefix = "unit:";
+	cfg.redis.timeout_ms = 5;
+	cfg.redis.on_error = on_error;
+	cfg.redis.lease_max = lease_max;
+	rr = rl_redis_new(base, &cfg, 0, &fake_ops, NULL);
+	assert_non_null(rr);
+	return rr;
+}
+
 static void
 run_down(unsigned on_error, bool want_allowed, bool want_local)
 {
-	struct config cfg;
 	struct rl_policy p = {
 		.name = "lim", .rate = 10, .per_s = 1, .burst = 0, .t_us = 100000, .tau_us = 0,
 	};
@@ -115,16 +137,8 @@ run_down(unsigned on_error, bool want_allowed, bool want_local)
 	char addr[32];
 
 	assert_non_null(base);
-	memset(&cfg, 0, sizeof(cfg));
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", closed_port());
-	cfg.redis_on = true;
-	cfg.redis.address = addr;
-	cfg.redis.prefix = "unit:";
-	cfg.redis.timeout_ms = 5;
-	cfg.redis.on_error = on_error;
-	cfg.redis.lease_max = 64;
-	rr = rl_redis_new(base, &cfg, 0, &fake_ops, NULL);
-	assert_non_null(rr);
+	rr = redis_at(base, addr, on_error, 64);
 	/* Let the refused connect come back, and the retry be scheduled. */
 	event_base_loopexit(base, &tv);
 	event_base_dispatch(base);
@@ -215,6 +229,158 @@ test_bad_address(void **state)
 	event_base_free(base);
 }
 
+/*
+ * A resolver that takes its time: each question waits for the test to let
+ * it go, then fails (NULL answer) or answers the loopback address.
+ */
+static atomic_int gai_calls, gai_returned;
+static atomic_bool gai_release, gai_answer;
+
+static int
+slow_gai(const char *node, const char *service, const struct addrinfo *hints,
+		struct addrinfo **res)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
+	int rc;
+
+	(void)node;
+	atomic_fetch_add(&gai_calls, 1);
+	for (int i = 0; i < 2500 && !atomic_load(&gai_release); i++)
+		nanosleep(&ts, NULL);
+	rc = atomic_load(&gai_answer) ? getaddrinfo("127.0.0.1", service, hints, res) : EAI_NONAME;
+	atomic_fetch_add(&gai_returned, 1);
+	return rc;
+}
+
+static void
+run_for_ms(struct event_base *base, long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* Run the loop until *flag reaches want, for at most 5 s. */
+static void
+run_until(struct event_base *base, atomic_int *flag, int want)
+{
+	for (int i = 0; i < 500 && atomic_load(flag) < want; i++)
+		run_for_ms(base, 10);
+	assert_true(atomic_load(flag) >= want);
+}
+
+/*
+ * A Redis named by a host name: the question goes to a thread, and while
+ * the resolver keeps it waiting the worker's loop runs and its requests are
+ * answered by on_error. A failed question is asked again after the
+ * back-off, and so is a name whose address refuses; freeing the backend
+ * with a question open leaves the thread to finish alone (run under ASan).
+ */
+static void
+test_resolve_off_loop(void **state)
+{
+	struct rl_policy p = { .name = "lim", .rate = 10, .per_s = 1, .t_us = 100000 };
+	struct event_base *base = event_base_new();
+	struct rl_result r;
+	struct rl_redis *rr;
+	char addr[64];
+	int ticks = 0;
+
+	(void)state;
+	assert_non_null(base);
+	resolve_getaddrinfo = slow_gai;
+	atomic_store(&gai_calls, 0);
+	atomic_store(&gai_returned, 0);
+	atomic_store(&gai_release, false);
+	atomic_store(&gai_answer, false);
+	snprintf(addr, sizeof(addr), "redis.unit.invalid:%d", closed_port());
+	rr = redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
+	/* The loop turns while the question waits. */
+	for (; ticks < 5; ticks++)
+		run_for_ms(base, 10);
+	assert_int_equal(atomic_load(&gai_calls), 1);
+	assert_int_equal(atomic_load(&gai_returned), 0);
+	memset(&r, 0xff, sizeof(r));
+	assert_int_equal(rl_redis_ops.take(rr, &p, "10.0.0.9", 8, &r, never_cb, NULL), 0);
+	assert_true(r.allowed);
+	/* No such name: asked again after the back-off. */
+	atomic_store(&gai_release, true);
+	run_until(base, &gai_calls, 2);
+	/* An address that refuses: asked again too, not kept. */
+	atomic_store(&gai_answer, true);
+	run_until(base, &gai_calls, 4);
+	/* A question open when the backend goes. */
+	atomic_store(&gai_release, false);
+	run_until(base, &gai_calls, atomic_load(&gai_returned) + 1);
+	rl_redis_free(rr);
+	atomic_store(&gai_release, true);
+	for (int i = 0; i < 500 && atomic_load(&gai_returned) < atomic_load(&gai_calls); i++)
+		run_for_ms(base, 10);
+	assert_int_equal(atomic_load(&gai_returned), atomic_load(&gai_calls));
+	/* The thread lets go of the question right after its resolver returns. */
+	run_for_ms(base, 50);
+	resolve_getaddrinfo = getaddrinfo;
+	event_base_free(base);
+}
+
+/* Two addresses: 127.0.0.2, where nothing listens, then 127.0.0.1. */
+static int
+two_gai(const char *node, const char *service, const struct addrinfo *hints,
+		struct addrinfo **res)
+{
+	struct addrinfo *second = NULL;
+	int rc;
+
+	(void)node;
+	atomic_fetch_add(&gai_calls, 1);
+	rc = getaddrinfo("127.0.0.2", service, hints, res);
+	if (rc == 0 && (rc = getaddrinfo("127.0.0.1", service, hints, &second)) == 0)
+		(*res)->ai_next = second;
+	atomic_fetch_add(&gai_returned, 1);
+	return rc;
+}
+
+/*
+ * A name with several addresses: one that refuses is passed over for the
+ * next, without asking the name again.
+ */
+static void
+test_resolve_next_address(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	evutil_socket_t lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = -1;
+	struct rl_redis *rr;
+	char addr[64];
+
+	(void)state;
+	assert_non_null(base);
+	assert_true(lfd >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(lfd), 0);
+	resolve_getaddrinfo = two_gai;
+	atomic_store(&gai_calls, 0);
+	atomic_store(&gai_returned, 0);
+	snprintf(addr, sizeof(addr), "redis.unit.invalid:%d", ntohs(sin.sin_port));
+	rr = redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
+	for (int i = 0; i < 2500 && cfd < 0; i++) {
+		run_for_ms(base, 2);
+		cfd = accept(lfd, NULL, NULL);
+	}
+	assert_true(cfd >= 0);
+	assert_int_equal(atomic_load(&gai_calls), 1);
+	rl_redis_free(rr);
+	evutil_closesocket(cfd);
+	evutil_closesocket(lfd);
+	resolve_getaddrinfo = getaddrinfo;
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -223,6 +389,8 @@ main(void)
 		cmocka_unit_test(test_down_deny),
 		cmocka_unit_test(test_down_local),
 		cmocka_unit_test(test_bad_address),
+		cmocka_unit_test(test_resolve_off_loop),
+		cmocka_unit_test(test_resolve_next_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
