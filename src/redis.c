@@ -419,7 +419,7 @@ fail_waiters(struct rl_redis *rr, struct lease *le)
 	struct rl_result r;
 
 	while ((w = TAILQ_FIRST(&le->waiters)) != NULL) {
-		count(&g_count.errors);
+		rl_redis_note_error();
 		fill_on_error(rr, w->p, le, &r);
 		wait_finish(rr, w, &r);
 	}
@@ -913,7 +913,7 @@ rr_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 		return 0;
 	}
 	if (rr->ac == NULL) {
-		count(&g_count.errors);
+		rl_redis_note_error();
 		fill_on_error(rr, p, le, r);
 		return 0;
 	}
@@ -931,7 +931,7 @@ rr_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 	if (!le->inflight && send_take(rr, le) < 0) {
 		wait_unlink(rr, w);
 		free(w);
-		count(&g_count.errors);
+		rl_redis_note_error();
 		fill_on_error(rr, p, le, r);
 		return 0;
 	}
