@@ -14,7 +14,7 @@ packages=(
 	build-essential autoconf automake libtool pkg-config
 	libevent-dev libssl-dev libhiredis-dev libconfuse-dev libcmocka-dev
 	node-llhttp curl openssl redis-server haproxy nginx-light wrk
-	python3 procps
+	python3 procps iproute2
 )
 # Limits for each "make check" (build included), so a stuck test cannot hang
 # CI: both together stay under 25 minutes.

@@ -336,7 +336,7 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 		goto fail;
 	for (i = 0; i < cfg->nlisteners; i++) {
 		w->listeners[i] = evconnlistener_new(w->base, accept_cb, w,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
+			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
 		if (w->listeners[i] == NULL)
 			goto fail;
 		evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
