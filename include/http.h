@@ -1,8 +1,9 @@
 /*
- * HTTP/1.1 message heads and body framing (RFC 9110, 9112). http.c finds a
- * head in an evbuffer, parses it with llhttp plus the strict checks that
- * llhttp 8.1 lacks, and moves bodies between evbuffers without copying their
- * payload. It owns no connection and does no I/O.
+ * HTTP/1.1 message heads and body framing (RFC 9110, 9112). http_head.c finds
+ * a head in an evbuffer, http_parse.c parses it with llhttp plus the strict
+ * checks that llhttp 8.1 lacks, http_body.c moves bodies between evbuffers
+ * without copying their payload, http.c holds the small helpers. They own
+ * no connection and do no I/O.
  */
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
@@ -17,7 +18,7 @@ struct evbuffer;
 
 /*
  * llhttp's numbers (llhttp_method_t) for the methods other modules test, so
- * that they need not include llhttp.h; http.c asserts that they agree.
+ * that they need not include llhttp.h; http_parse.c asserts that they agree.
  * struct http_head.method is -1 in a response head.
  */
 enum http_method {

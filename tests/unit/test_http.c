@@ -1,7 +1,7 @@
 /*
- * Unit tests for http.c: head finding, strict request and response parsing
+ * Unit tests for http*.c: head finding, strict request and response parsing
  * (one test per request-smuggling vector), and chunked/length body framing
- * fed at every byte boundary. Links http.c and llhttp only.
+ * fed at every byte boundary. Links http*.c and llhttp only.
  */
 #include <stdarg.h>
 #include <stddef.h>
