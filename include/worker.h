@@ -17,7 +17,9 @@ struct config;
 struct event;
 struct event_base;
 struct evconnlistener;
+struct lsock;
 struct session;
+struct worker_handover;
 struct upconn;
 struct http_header;
 struct sid_store;
@@ -33,8 +35,9 @@ struct worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct config *cfg;			/* current generation: new sessions take it */
-	struct config *_Atomic next_cfg;	/* handed over by worker_reload() */
-	struct evconnlistener **listeners;	/* one per config listener */
+	struct worker_handover *_Atomic next;	/* by worker_reload(), not taken yet */
+	struct evconnlistener **listeners;	/* one per listener of cfg, in its order */
+	struct lsock **lsocks;			/* the socket under each; a reference each */
 	size_t nlisteners;
 	int notify[2];				/* pipe: worker_stop() writes, stop_ev reads */
 	int done_fd;				/* written once when the thread's loop ends; not owned */
@@ -66,11 +69,11 @@ struct worker {
 };
 
 /*
- * Create a worker for cfg (takes its own reference) on the listening
- * sockets fds[0..cfg->nlisteners), which it adopts (closes them on failure
- * too). Returns NULL on failure. Main thread.
+ * Create a worker for cfg on the listening sockets socks[0..cfg->nlisteners)
+ * (it takes its own references to both). Returns NULL on failure. Main
+ * thread.
  */
-struct worker *worker_new(unsigned id, struct config *cfg, const int *fds);
+struct worker *worker_new(unsigned id, struct config *cfg, struct lsock *const *socks);
 
 /* Start the thread. Returns 0 or -1. */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
@@ -82,11 +85,14 @@ int worker_start(struct worker *w) __attribute__((warn_unused_result));
 void worker_stop(struct worker *w, bool force);
 
 /*
- * Hand the worker a new generation (it takes its own reference): sessions
- * accepted from then on use it; established ones keep theirs. The listener
- * set must be the same as the current one's. Main thread.
+ * Hand the worker a new generation and the sockets of its listeners,
+ * socks[0..cfg->nlisteners) (it takes its own references): sessions
+ * accepted from then on use it; established ones keep theirs. The worker
+ * accepts on the sockets it did not have, and stops accepting on those the
+ * new generation does not list. A generation not taken yet is replaced.
+ * Main thread.
  */
-void worker_reload(struct worker *w, struct config *cfg);
+void worker_reload(struct worker *w, struct config *cfg, struct lsock *const *socks);
 
 /* Wait for the thread to end (if it was started), then free. Main thread. */
 void worker_join_free(struct worker *w);

@@ -1,10 +1,12 @@
 /*
- * Creating listening sockets. Accepting on them is the worker's business
+ * Creating listening sockets, and the references that keep each open while
+ * a generation listens on it. Accepting on them is the worker's business
  * (worker.c wraps each in an evconnlistener).
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,4 +46,44 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return -1;
+}
+
+struct lsock *
+lsock_new(int fd)
+{
+	struct lsock *s = malloc(sizeof(*s));
+
+	if (s == NULL) {
+		close(fd);
+		return NULL;
+	}
+	s->fd = fd;
+	atomic_init(&s->refs, 1);
+	return s;
+}
+
+struct lsock *
+lsock_ref(struct lsock *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void
+lsock_unref(struct lsock *s)
+{
+	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	close(s->fd);
+	free(s);
+}
+
+void
+lsock_table_free(struct lsock **tab, size_t n)
+{
+	if (tab == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		lsock_unref(tab[i]);
+	free(tab);
 }

@@ -44,6 +44,9 @@ struct main_state {
 	struct event_base *base;
 	struct worker **workers;
 	unsigned nworkers;
+	/* The sockets of cfg's listeners: worker w's are lsocks[w * cfg->nlisteners
+	 * + listener]; a reference each. Let go once stopping. */
+	struct lsock **lsocks;
 	unsigned exited;		/* workers whose loop has ended */
 	struct sid_store *sids;		/* Engine.IO sid table, shared by the workers */
 	struct rl_local *rl;		/* in-process rate limits, shared by the workers */
@@ -64,20 +67,80 @@ usage(FILE *f)
 		"  -h       print this help and exit\n");
 }
 
-/* Whether b listens on exactly a's sockets, in the same order. */
-static bool
-same_listeners(const struct config *a, const struct config *b)
+/* The listener of cfg on l's address, as an index; cfg->nlisteners if none. */
+static size_t
+listener_on(const struct config *cfg, const struct config_listener *l)
 {
-	if (a->nlisteners != b->nlisteners)
-		return false;
-	for (size_t i = 0; i < a->nlisteners; i++) {
-		const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
+	size_t k;
 
-		if (x->addrlen != y->addrlen || memcmp(&x->addr, &y->addr, x->addrlen) != 0 ||
-		    strcmp(x->name, y->name) != 0)
-			return false;
+	for (k = 0; k < cfg->nlisteners; k++) {
+		const struct config_listener *x = &cfg->listeners[k];
+
+		if (x->addrlen == l->addrlen && memcmp(&x->addr, &l->addr, l->addrlen) == 0)
+			break;
 	}
-	return true;
+	return k;
+}
+
+/*
+ * The sockets of n's listeners for every worker. A listener on an address
+ * the running generation listens on keeps its sockets, and the connections
+ * queued on them (a changed backlog is applied to them); a new address gets
+ * a socket per worker. NULL with err set when one cannot be opened: nothing
+ * changes then.
+ */
+static struct lsock **
+listeners_plan(const struct main_state *m, const struct config *n, char *err, size_t errlen)
+{
+	size_t nl = n->nlisteners, ol = m->cfg->nlisteners, total = (size_t)m->nworkers * nl;
+	struct lsock **tab = calloc(total ? total : 1, sizeof(*tab));
+
+	if (tab == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t j = 0; j < nl; j++) {
+		const struct config_listener *l = &n->listeners[j];
+		size_t k = listener_on(m->cfg, l);
+
+		for (unsigned w = 0; w < m->nworkers; w++) {
+			struct lsock **slot = &tab[(size_t)w * nl + j];
+			int fd;
+
+			if (k < ol) {
+				*slot = lsock_ref(m->lsocks[(size_t)w * ol + k]);
+				if (l->backlog != m->cfg->listeners[k].backlog &&
+				    listen((*slot)->fd, l->backlog) < 0)
+					log_warn("listener \"%s\": listen(%s) with backlog %u failed: %s",
+						l->name, l->address, l->backlog, strerror(errno));
+				continue;
+			}
+			if ((fd = listener_open(l, err, errlen)) < 0)
+				goto fail;
+			if ((*slot = lsock_new(fd)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+	}
+	return tab;
+fail:
+	lsock_table_free(tab, total);
+	return NULL;
+}
+
+/* Say which listeners the reload from o to n adds and removes. */
+static void
+listeners_log_changes(const struct config *o, const struct config *n)
+{
+	for (size_t j = 0; j < n->nlisteners; j++)
+		if (listener_on(o, &n->listeners[j]) == o->nlisteners)
+			log_info("listener \"%s\" on %s added", n->listeners[j].name,
+				n->listeners[j].address);
+	for (size_t k = 0; k < o->nlisteners; k++)
+		if (listener_on(n, &o->listeners[k]) == n->nlisteners)
+			log_info("listener \"%s\" on %s removed; its established connections go on",
+				o->listeners[k].name, o->listeners[k].address);
 }
 
 static bool
@@ -106,9 +169,10 @@ same_redis(const struct config *a, const struct config *b)
 /*
  * SIGHUP: load the file again and hand the new generation to the workers.
  * Sessions already established keep the generation they started with (and
- * its TLS contexts, pools and timeouts); new ones get the new one. A file
- * that does not load, or that changes what cannot change without a restart
- * (listening sockets, workers, the access log), leaves the running
+ * its TLS contexts, pools and timeouts); new ones get the new one.
+ * Listeners may come and go (listeners_plan). A file that does not load, a
+ * listener that cannot be opened, or a change of what cannot change without
+ * a restart (workers, the access log, the redis section) leaves the running
  * configuration in place.
  */
 static void
@@ -117,14 +181,13 @@ reload(struct main_state *m)
 	char err[1024];
 	struct config *n = config_load(m->file, err, sizeof(err));
 	const char *why = NULL;
+	struct lsock **tab;
 
 	if (n == NULL) {
 		log_error("reload failed, the running configuration stays: %s", err);
 		return;
 	}
-	if (!same_listeners(m->cfg, n))
-		why = "listeners changed";
-	else if (n->workers != m->cfg->workers)
+	if (n->workers != m->cfg->workers)
 		why = "workers changed";
 	else if ((n->access_log == NULL) != (m->cfg->access_log == NULL) ||
 		 (n->access_log != NULL && strcmp(n->access_log, m->cfg->access_log) != 0))
@@ -137,22 +200,27 @@ reload(struct main_state *m)
 		config_unref(n);
 		return;
 	}
-	if (pool_attach(n) < 0) {
-		log_error("reload failed, the running configuration stays: out of memory");
+	tab = listeners_plan(m, n, err, sizeof(err));
+	if (tab == NULL) {
+		log_error("reload failed, the running configuration stays: %s", err);
 		config_unref(n);
 		return;
 	}
 	/* Before the workers get n: its weights must already say which
 	 * servers are down, ejected or held. */
-	if (health_reload(n) < 0) {
+	if (pool_attach(n) < 0 || health_reload(n) < 0) {
 		log_error("reload failed, the running configuration stays: out of memory");
+		lsock_table_free(tab, (size_t)m->nworkers * n->nlisteners);
 		config_unref(n);
 		return;
 	}
 	dns_reload(m->cfg, n);
 	log_set_level(n->log_level);
+	listeners_log_changes(m->cfg, n);
 	for (unsigned i = 0; i < m->nworkers; i++)
-		worker_reload(m->workers[i], n);
+		worker_reload(m->workers[i], n, tab + (size_t)i * n->nlisteners);
+	lsock_table_free(m->lsocks, (size_t)m->nworkers * m->cfg->nlisteners);
+	m->lsocks = tab;
 	config_unref(m->cfg);
 	m->cfg = n;
 	log_info("configuration reloaded from %s", m->file);
@@ -177,6 +245,10 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	m->stopping = true;
 	log_info("%s: stopping gracefully", strsignal((int)sig));
+	/* The sockets close as the workers let go of theirs: new
+	 * connections are refused, not left waiting in a queue. */
+	lsock_table_free(m->lsocks, (size_t)m->nworkers * m->cfg->nlisteners);
+	m->lsocks = NULL;
 	for (unsigned i = 0; i < m->nworkers; i++)
 		worker_stop(m->workers[i], false);
 }
@@ -210,19 +282,25 @@ worker_done_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(m->base, NULL);
 }
 
-/* One socket per listener and worker; on failure nothing stays open. */
+/* One socket per listener and worker, into m->lsocks; on failure nothing stays open. */
 static int
-open_listeners(const struct config *cfg, unsigned nworkers, int *fds)
+open_listeners(struct main_state *m)
 {
 	char err[512];
-	size_t n = (size_t)nworkers * cfg->nlisteners;
+	size_t nl = m->cfg->nlisteners, n = (size_t)m->nworkers * nl;
 
+	m->lsocks = calloc(n ? n : 1, sizeof(*m->lsocks));
+	if (m->lsocks == NULL) {
+		log_error("out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
-		fds[i] = listener_open(&cfg->listeners[i % cfg->nlisteners], err, sizeof(err));
-		if (fds[i] < 0) {
-			log_error("%s", err);
-			for (size_t k = 0; k < i; k++)
-				close(fds[k]);
+		int fd = listener_open(&m->cfg->listeners[i % nl], err, sizeof(err));
+
+		if (fd < 0 || (m->lsocks[i] = lsock_new(fd)) == NULL) {
+			log_error("%s", fd < 0 ? err : "out of memory");
+			lsock_table_free(m->lsocks, n);
+			m->lsocks = NULL;
 			return -1;
 		}
 	}
@@ -242,7 +320,7 @@ main(int argc, char **argv)
 	struct event *sigs[3] = { NULL };
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	char err[1024];
-	int opt, *fds = NULL, rc = 1;
+	int opt, rc = 1;
 	unsigned started = 0;
 
 	while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
@@ -295,11 +373,10 @@ main(int argc, char **argv)
 	}
 	m.nworkers = cfg->workers;
 	m.workers = calloc(m.nworkers, sizeof(*m.workers));
-	fds = calloc((size_t)m.nworkers * cfg->nlisteners, sizeof(*fds));
 	m.base = event_base_new();
 	m.sids = sid_store_local_new();
 	m.rl = rl_local_new();
-	if (m.workers == NULL || fds == NULL || m.base == NULL || m.sids == NULL || m.rl == NULL ||
+	if (m.workers == NULL || m.base == NULL || m.sids == NULL || m.rl == NULL ||
 	    pipe2(m.done, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("cannot set up: %s", strerror(errno ? errno : ENOMEM));
 		goto out;
@@ -319,15 +396,12 @@ main(int argc, char **argv)
 	 * main loop gets while the workers start. */
 	if (dns_start(m.base, cfg) < 0)
 		goto out;
-	if (open_listeners(cfg, m.nworkers, fds) < 0)
+	if (open_listeners(&m) < 0)
 		goto out;
 	for (unsigned i = 0; i < m.nworkers; i++) {
-		m.workers[i] = worker_new(i, cfg, fds + (size_t)i * cfg->nlisteners);
+		m.workers[i] = worker_new(i, cfg, m.lsocks + (size_t)i * cfg->nlisteners);
 		if (m.workers[i] == NULL) {
 			log_error("worker %u: cannot be created", i);
-			for (unsigned k = i + 1; k < m.nworkers; k++)
-				for (size_t l = 0; l < cfg->nlisteners; l++)
-					close(fds[(size_t)k * cfg->nlisteners + l]);
 			goto out;
 		}
 		m.workers[i]->done_fd = m.done[1];
@@ -341,9 +415,6 @@ main(int argc, char **argv)
 				&rl_local_ops, m.rl);
 			if (m.workers[i]->rl_redis == NULL) {
 				log_error("worker %u: cannot set up its Redis backend: out of memory", i);
-				for (unsigned k = i + 1; k < m.nworkers; k++)
-					for (size_t l = 0; l < cfg->nlisteners; l++)
-						close(fds[(size_t)k * cfg->nlisteners + l]);
 				goto out;
 			}
 			m.workers[i]->rl_ops = &rl_redis_ops;
@@ -404,7 +475,7 @@ out:
 	if (m.base != NULL)
 		event_base_free(m.base);
 	free(m.workers);
-	free(fds);
+	lsock_table_free(m.lsocks, (size_t)m.nworkers * m.cfg->nlisteners);
 	if (rc == 0)
 		log_info("stopped");
 out_cfg:

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "redis.h"
 #include "session.h"
@@ -125,6 +126,97 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A generation and its listening sockets, from worker_reload() to the worker. */
+struct worker_handover {
+	struct config *cfg;
+	size_t nsocks;
+	struct lsock *socks[];
+};
+
+static void
+handover_free(struct worker_handover *h)
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->nsocks; i++)
+		lsock_unref(h->socks[i]);
+	if (h->cfg != NULL)
+		config_unref(h->cfg);
+	free(h);
+}
+
+/* Accept on fd (the socket stays the lsock's). NULL when out of memory. */
+static struct evconnlistener *
+listener_wrap(struct worker *w, int fd)
+{
+	/* Backlog 0: the socket already listens with the configured backlog. */
+	struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w, 0, 0, fd);
+
+	if (l == NULL)
+		return NULL;
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	if (w->accept_paused)
+		evconnlistener_disable(l);
+	return l;
+}
+
+/*
+ * Listen on h's sockets, in h's order: a socket the worker already accepts
+ * on keeps its listener; the others get one; the sockets h does not list
+ * are let go. On failure (out of memory) nothing changes.
+ */
+static int
+listeners_take(struct worker *w, struct worker_handover *h)
+{
+	size_t n = h->nsocks;
+	struct evconnlistener **nl = calloc(n ? n : 1, sizeof(*nl));
+	struct lsock **ns = calloc(n ? n : 1, sizeof(*ns));
+	bool *kept = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*kept));
+	size_t j;
+
+	if (nl == NULL || ns == NULL || kept == NULL)
+		goto fail;
+	for (j = 0; j < n; j++) {
+		for (size_t i = 0; i < w->nlisteners; i++) {
+			if (!kept[i] && w->lsocks[i] == h->socks[j] && w->listeners[i] != NULL) {
+				nl[j] = w->listeners[i];
+				kept[i] = true;
+				break;
+			}
+		}
+		if (nl[j] == NULL && (nl[j] = listener_wrap(w, h->socks[j]->fd)) == NULL)
+			goto fail;
+	}
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (!kept[i] && w->listeners[i] != NULL)
+			evconnlistener_free(w->listeners[i]);
+		lsock_unref(w->lsocks[i]);
+	}
+	/* h's references become the worker's. */
+	memcpy(ns, h->socks, n * sizeof(*ns));
+	h->nsocks = 0;
+	free(w->listeners);
+	free(w->lsocks);
+	free(kept);
+	w->listeners = nl;
+	w->lsocks = ns;
+	w->nlisteners = n;
+	return 0;
+fail:
+	for (j = 0; nl != NULL && j < n; j++) {
+		bool old = false;
+
+		for (size_t i = 0; i < w->nlisteners && !old; i++)
+			old = nl[j] == w->listeners[i];
+		if (nl[j] != NULL && !old)
+			evconnlistener_free(nl[j]);
+	}
+	free(nl);
+	free(ns);
+	free(kept);
+	return -1;
+}
+
 /*
  * Switch to the generation main.c handed over. Idle upstream connections
  * belong to the old one's servers: they are closed, and connections that
@@ -133,24 +225,26 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 static void
 take_next_config(struct worker *w)
 {
-	struct config *next = atomic_exchange(&w->next_cfg, NULL);
-	struct config *old = w->cfg;
+	struct worker_handover *h = atomic_exchange(&w->next, NULL);
+	struct config *next, *old = w->cfg;
 	size_t n;
 
-	if (next == NULL)
+	if (h == NULL)
 		return;
 	if (w->stopping) {
-		config_unref(next);
+		handover_free(h);
 		return;
 	}
+	next = h->cfg;
 	n = next->nservers ? next->nservers : 1;
 	if (next->limits.max_headers > w->nhdrs) {
 		/* Sessions of either generation parse into it: it only grows. */
-		struct http_header *h = realloc(w->hdrs, next->limits.max_headers * sizeof(*h));
+		struct http_header *hdrs = realloc(w->hdrs,
+			next->limits.max_headers * sizeof(*hdrs));
 
-		if (h == NULL)
+		if (hdrs == NULL)
 			goto nomem;
-		w->hdrs = h;
+		w->hdrs = hdrs;
 		w->nhdrs = next->limits.max_headers;
 	}
 	if (n > (old->nservers ? old->nservers : 1)) {
@@ -173,14 +267,20 @@ take_next_config(struct worker *w)
 		TAILQ_INIT(&w->idle[k]);
 		w->nidle[k] = 0;
 	}
+	/* Last: what came before only grew or emptied what the old
+	 * generation uses too. */
+	if (listeners_take(w, h) < 0)
+		goto nomem;
 	w->cfg = next;
+	h->cfg = NULL;
+	handover_free(h);
 	config_unref(old);
 	log_debug("worker %u: new configuration generation", w->id);
 	return;
 nomem:
 	log_error("worker %u: out of memory taking the new configuration; keeping the old one",
 		w->id);
-	config_unref(next);
+	handover_free(h);
 }
 
 static void
@@ -212,9 +312,13 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	w->stopping = true;
+	/* The socket closes with its last reference (main.c lets go too). */
 	for (size_t i = 0; i < w->nlisteners; i++) {
-		evconnlistener_free(w->listeners[i]);
+		if (w->listeners[i] != NULL)
+			evconnlistener_free(w->listeners[i]);
 		w->listeners[i] = NULL;
+		lsock_unref(w->lsocks[i]);
+		w->lsocks[i] = NULL;
 	}
 	upstream_close_idle(w);
 	/* session_drain() may close s, which moves it to the dead list. */
@@ -256,10 +360,13 @@ worker_free(struct worker *w)
 
 	if (w == NULL)
 		return;
-	for (size_t i = 0; i < w->nlisteners; i++)
+	for (size_t i = 0; i < w->nlisteners; i++) {
 		if (w->listeners[i] != NULL)
 			evconnlistener_free(w->listeners[i]);
+		lsock_unref(w->lsocks[i]);
+	}
 	free(w->listeners);
+	free(w->lsocks);
 	/* Sessions closed in the loop's last turn wait on the dead list. */
 	while ((s = TAILQ_FIRST(&w->dead)) != NULL) {
 		TAILQ_REMOVE(&w->dead, s, link);
@@ -292,21 +399,19 @@ worker_free(struct worker *w)
 		event_base_free(w->base);
 	if (w->cfg != NULL)
 		config_unref(w->cfg);
-	if (w->next_cfg != NULL)
-		config_unref(w->next_cfg);
+	handover_free(atomic_exchange(&w->next, NULL));
 	free(w);
 }
 
 static const struct timeval sweep_interval = { .tv_sec = 1, .tv_usec = 0 };
 
 struct worker *
-worker_new(unsigned id, struct config *cfg, const int *fds)
+worker_new(unsigned id, struct config *cfg, struct lsock *const *socks)
 {
 	struct worker *w = calloc(1, sizeof(*w));
-	size_t i = 0;
 
 	if (w == NULL)
-		goto fail_fds;
+		return NULL;
 	w->id = id;
 	w->notify[0] = w->notify[1] = -1;
 	w->done_fd = -1;
@@ -315,12 +420,14 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 	TAILQ_INIT(&w->dead);
 	TAILQ_INIT(&w->idle_dead);
 	w->base = worker_base_new();
-	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+	w->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->listeners));
+	w->lsocks = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->lsocks));
 	w->idle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->idle));
 	w->nidle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->nidle));
 	w->nhdrs = cfg->limits.max_headers < 128 ? 128 : cfg->limits.max_headers;
 	w->hdrs = calloc(w->nhdrs, sizeof(*w->hdrs));
-	if (w->base == NULL || w->listeners == NULL || w->idle == NULL || w->nidle == NULL ||
+	if (w->base == NULL || w->listeners == NULL || w->lsocks == NULL || w->idle == NULL ||
+	    w->nidle == NULL ||
 	    w->hdrs == NULL || pipe2(w->notify, O_CLOEXEC | O_NONBLOCK) < 0)
 		goto fail;
 	for (size_t k = 0; k < cfg->nservers; k++)
@@ -334,24 +441,15 @@ worker_new(unsigned id, struct config *cfg, const int *fds)
 	    w->sweep_ev == NULL || w->accept_ev == NULL || event_add(w->stop_ev, NULL) < 0 ||
 	    event_add(w->sweep_ev, &sweep_interval) < 0)
 		goto fail;
-	for (i = 0; i < cfg->nlisteners; i++) {
-		w->listeners[i] = evconnlistener_new(w->base, accept_cb, w,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
-		if (w->listeners[i] == NULL)
-			goto fail;
-		evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		w->lsocks[i] = lsock_ref(socks[i]);
 		w->nlisteners = i + 1;
+		if ((w->listeners[i] = listener_wrap(w, socks[i]->fd)) == NULL)
+			goto fail;
 	}
 	return w;
 fail:
-	/* Sockets already wrapped are closed by worker_free; close the rest. */
-	for (; i < cfg->nlisteners; i++)
-		close(fds[i]);
 	worker_free(w);
-	return NULL;
-fail_fds:
-	for (i = 0; i < cfg->nlisteners; i++)
-		close(fds[i]);
 	return NULL;
 }
 
@@ -391,14 +489,23 @@ worker_stop(struct worker *w, bool force)
 }
 
 void
-worker_reload(struct worker *w, struct config *cfg)
+worker_reload(struct worker *w, struct config *cfg, struct lsock *const *socks)
 {
-	struct config *old = atomic_exchange(&w->next_cfg, config_ref(cfg));
+	size_t n = cfg->nlisteners;
+	struct worker_handover *h = malloc(sizeof(*h) + n * sizeof(h->socks[0]));
 	char c = 'r';
 
+	if (h == NULL) {
+		log_error("worker %u: out of memory handing over the new configuration; "
+			"it keeps the old one", w->id);
+		return;
+	}
+	h->cfg = config_ref(cfg);
+	h->nsocks = n;
+	for (size_t i = 0; i < n; i++)
+		h->socks[i] = lsock_ref(socks[i]);
 	/* A generation not taken yet is simply replaced. */
-	if (old != NULL)
-		config_unref(old);
+	handover_free(atomic_exchange(&w->next, h));
 	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
 		;
 }

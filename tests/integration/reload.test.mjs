@@ -1,6 +1,7 @@
 // Reload on SIGHUP: new connections get the new configuration, established
 // ones keep the one they started with; a broken file or a change that needs
-// a restart leaves the running configuration in place.
+// a restart leaves the running configuration in place. What a reload does to
+// listeners is in listeners.test.mjs.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { startSluice } from './lib/sluice.mjs';
 import { startBackend } from './lib/backend.mjs';
-import { requestJson } from './lib/client.mjs';
+import { getBackend as get, requestJson } from './lib/client.mjs';
 
 /** sluice with pools "a" and "b"; the route sends everything to pool. */
 async function setup(t, pool) {
@@ -19,30 +20,9 @@ async function setup(t, pool) {
 	return s;
 }
 
-/** Rewrite the route's pool in the running file and send SIGHUP. */
-async function switchTo(s, pool, { expect = /configuration reloaded/ } = {}) {
-	const text = fs.readFileSync(s.configPath, 'utf8').replace(/pool = "[ab]" \}/, `pool = "${pool}" }`);
-	fs.writeFileSync(s.configPath, text);
-	const before = s.errorLog().length;
-	s.kill('SIGHUP');
-	const end = Date.now() + 5000;
-	while (!expect.test(s.errorLog().slice(before))) {
-		if (Date.now() > end) throw new Error(`no ${expect} after SIGHUP; stderr:\n${s.errorLog()}`);
-		await new Promise((r) => setTimeout(r, 20));
-	}
-}
-
-function get(port, agent) {
-	return new Promise((resolve, reject) => {
-		const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-			let body = '';
-			res.setEncoding('utf8');
-			res.on('data', (d) => { body += d; });
-			res.on('end', () => resolve({ backend: JSON.parse(body).backend, port: req.socket.localPort }));
-		});
-		req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-		req.on('error', reject);
-	});
+/** Point the route at pool in the running file and reload. */
+function switchTo(s, pool, { expect } = {}) {
+	return s.reload((text) => text.replace(/pool = "[ab]" \}/, `pool = "${pool}" }`), expect);
 }
 
 test('after SIGHUP new connections use the new routes; a kept-alive one keeps the old', async (t) => {
@@ -74,13 +54,13 @@ test('a reload with a broken file keeps serving with the running configuration',
 	assert.equal((await requestJson(s.port, { path: '/' })).json.backend, 'b');
 });
 
-test('a reload that changes the listeners is refused with the reason', async (t) => {
+test('a reload that changes workers or access_log is refused with the reason', async (t) => {
 	const s = await setup(t, 'a');
-	const text = fs.readFileSync(s.configPath, 'utf8').replace(/listener "web"/, 'listener "renamed"')
-		.replace(/pool = "a" \}/, 'pool = "b" }');
-	fs.writeFileSync(s.configPath, text);
-	s.kill('SIGHUP');
-	await s.waitForLog(/reload of .* refused, the running configuration stays: listeners changed/);
+	await s.reload((text) => text.replace(/^workers = \d+/m, 'workers = 3').replace(/pool = "a" \}/, 'pool = "b" }'),
+		/reload of .* refused, the running configuration stays: workers changed \(restart sluice to apply that\)/);
+	assert.equal((await requestJson(s.port, { path: '/' })).json.backend, 'a');
+	await s.reload((text) => text.replace(/^workers = \d+/m, 'workers = 1').replace(/^access_log = .*$/m, 'access_log = "off"'),
+		/refused, the running configuration stays: access_log changed/);
 	assert.equal((await requestJson(s.port, { path: '/' })).json.backend, 'a');
 });
 

@@ -346,6 +346,23 @@ export function request(port, opts = {}) {
 }
 
 /** request() and parse the body as JSON. */
+/**
+ * GET / on 127.0.0.1:port through agent (keep-alive tests) from a test
+ * backend: {backend: the backend's name, port: the client's local port}.
+ */
+export function getBackend(port, agent) {
+	return new Promise((resolve, reject) => {
+		const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+			let body = '';
+			res.setEncoding('utf8');
+			res.on('data', (d) => { body += d; });
+			res.on('end', () => resolve({ backend: JSON.parse(body).backend, port: req.socket.localPort }));
+		});
+		req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+		req.on('error', reject);
+	});
+}
+
 export async function requestJson(port, opts) {
 	const r = await request(port, opts);
 	try {

@@ -353,6 +353,21 @@ async function startSluiceOnce(opts) {
 				await sleep(50);
 			}
 		},
+		/**
+		 * Rewrite the running file with edit(text), send SIGHUP and wait
+		 * until what stderr says from then on matches expect; returns that.
+		 */
+		async reload(edit, expect = /configuration reloaded/, timeout = 5000) {
+			fs.writeFileSync(configPath, edit(fs.readFileSync(configPath, 'utf8')));
+			const before = stderr.length;
+			proc.kill('SIGHUP');
+			const end = Date.now() + timeout * SLOW;
+			while (!expect.test(stderr.slice(before))) {
+				if (Date.now() > end) throw new Error(`no ${expect} after SIGHUP; stderr:\n${stderr}`);
+				await sleep(20);
+			}
+			return stderr.slice(before);
+		},
 		/** A field of /proc/PID/status in bytes (VmHWM, VmRSS), or null. */
 		procStatusBytes(field) {
 			try {
