@@ -4,7 +4,7 @@
  * proxies, a header, a cookie, the route), the backend interface that
  * takes tokens (in-process here, Redis in redis.c), and the admission of
  * one exchange against all the policies of its route. It does not write
- * answers: session.c sends the 429 that rl_format_* help build.
+ * answers: session_answer.c sends the 429 that rl_format_* help build.
  */
 #ifndef SLUICE_RATELIMIT_H
 #define SLUICE_RATELIMIT_H

@@ -1,9 +1,12 @@
 /*
  * A session is one client connection and the exchanges (request/response
- * pairs) that run on it one after the other. session.c owns the client side:
- * reading and checking request heads, answering errors, keep-alive,
- * pipelining, timeouts and the single place where a session ends.
- * forward.c drives the server side of each exchange.
+ * pairs) that run on it one after the other. The client side is split by
+ * role (session-int.h holds what the parts share): session.c owns the life
+ * cycle, timeouts, keep-alive and the single place where a session ends;
+ * session_head.c reading, checking, routing and admitting request heads,
+ * with pipelining; session_answer.c the error and redirect answers sluice
+ * writes itself; session_log.c the access-log line. forward.c drives the
+ * server side of each exchange.
  */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H

@@ -55,7 +55,8 @@ enum tunnel_upgrade tunnel_check_upgrade(const struct http_head *h, const char *
  */
 void tunnel_start(struct session *s);
 
-/* Client-side events, forwarded by session.c while the session tunnels. */
+/* Client-side events, forwarded by session.c and session_head.c while the
+ * session tunnels. */
 void tunnel_client_readable(struct session *s);
 void tunnel_client_drained(struct session *s);
 void tunnel_client_eof(struct session *s);

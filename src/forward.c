@@ -2,7 +2,8 @@
  * The server side of an exchange: the rewritten request head, choosing a
  * server and connecting (retrying elsewhere when a connect fails), the
  * request body, the response head and the response body, each moved between
- * evbuffers with backpressure. The client side is session.c's.
+ * evbuffers with backpressure. The client side is session.c's and its
+ * session_*.c files'.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -1,6 +1,6 @@
 /*
  * Error log on stderr and the access log. Owns the access log's file
- * descriptor; knows nothing about sessions (session.c formats its lines).
+ * descriptor; knows nothing about sessions (session_log.c formats its lines).
  */
 #include <errno.h>
 #include <fcntl.h>

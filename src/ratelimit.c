@@ -3,7 +3,8 @@
  * address through trusted proxies, a header, a cookie, the route), the
  * RateLimit field values, and the admission of one exchange against the
  * policies of its route with whichever backend the worker holds. The
- * in-process backend is ratelimit_local.c; answers are session.c's.
+ * in-process backend is ratelimit_local.c; admission is asked for by
+ * session_head.c, and answers are session_answer.c's.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,14 +1,15 @@
 /*
- * Client connections: accepting, reading and checking request heads,
- * routing, answering errors, keep-alive and pipelining, timeouts, the access
- * log line, and the one place where a session ends. The server side of each
- * exchange is forward.c's.
+ * Client connections: accepting, the PROXY header and TLS start, timers and
+ * their deadlines, the connection's events and the read loop (keep-alive,
+ * pipelining), and the one place where an exchange (session_exchange_end)
+ * and a session (session_close, session_destroy) end. Request heads are
+ * session_head.c's, our own answers session_answer.c's, the access-log line
+ * session_log.c's, the server side of each exchange forward.c's.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,12 +21,10 @@
 #include "config.h"
 #include "conn.h"
 #include "forward.h"
-#include "health.h"
-#include "http.h"
 #include "log.h"
 #include "proxy.h"
 #include "server.h"
-#include "session.h"
+#include "session-int.h"
 #include "tls.h"
 #include "upstream.h"
 #include "util.h"
@@ -39,46 +38,11 @@
 
 static atomic_uint_fast64_t session_ids;
 
-static const char *const term_names[] = {
-	[TERM_OK] = "ok",
-	[TERM_CLIENT_CLOSED] = "client_closed",
-	[TERM_CLIENT_TIMEOUT] = "client_timeout",
-	[TERM_BAD_REQUEST] = "bad_request",
-	[TERM_HEADER_TOO_LARGE] = "header_too_large",
-	[TERM_URI_TOO_LONG] = "uri_too_long",
-	[TERM_NOT_IMPLEMENTED] = "not_implemented",
-	[TERM_NO_ROUTE] = "no_route",
-	[TERM_NO_SERVER] = "no_server",
-	[TERM_CONNECT_FAILED] = "connect_failed",
-	[TERM_CONNECT_TIMEOUT] = "connect_timeout",
-	[TERM_UPSTREAM_TIMEOUT] = "upstream_timeout",
-	[TERM_UPSTREAM_CLOSED] = "upstream_closed",
-	[TERM_BAD_RESPONSE] = "bad_response",
-	[TERM_BODY_TIMEOUT] = "body_timeout",
-	[TERM_SHUTDOWN] = "shutdown",
-	[TERM_INTERNAL] = "internal",
-	[TERM_TUNNEL_IDLE] = "tunnel_idle",
-	[TERM_WS_PROTOCOL] = "ws_protocol",
-	[TERM_WS_TOO_BIG] = "ws_too_big",
-	[TERM_RATE_LIMITED] = "rate_limited",
-};
-
-static const char *const phase_names[] = {
-	[PHASE_HEAD] = "head",
-	[PHASE_CONNECT] = "connect",
-	[PHASE_REQUEST] = "request",
-	[PHASE_RESPONSE_HEAD] = "response_head",
-	[PHASE_RESPONSE_BODY] = "response_body",
-	[PHASE_TUNNEL] = "tunnel",
-	[PHASE_DONE] = "done",
-};
-
 static void session_read_cb(struct conn *c, void *arg);
 static void session_drained_cb(struct conn *c, void *arg);
 static void session_event_cb(struct conn *c, enum conn_event ev, void *arg);
 static void session_flushed(struct session *s);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void session_close(struct session *s, bool linger);
 static void session_destroy(struct session *s);
 static void session_proxy_read(struct session *s);
 
@@ -159,122 +123,9 @@ session_timer_set(struct session *s, enum session_timer kind)
 		timer_arm_at(s, now, ms);
 }
 
-/* Reset the exchange for the next request on this connection. */
-static void
-exchange_reset(struct session *s)
-{
-	struct exchange *ex = &s->ex;
-
-	memset(ex, 0, sizeof(*ex));
-}
-
-/*
- * A copy of the request-target for the access log, NUL-terminated, in a
- * buffer the session keeps for its next requests instead of an allocation
- * per request. NULL when out of memory (the log then shows "-").
- */
-static char *
-session_keep_uri(struct session *s, const char *uri, size_t len)
-{
-	if (len + 1 > s->uri_cap) {
-		size_t want = (len + 1 + 255) & ~(size_t)255;
-		char *nb = realloc(s->uri_buf, want);
-
-		if (nb == NULL)
-			return NULL;
-		s->uri_buf = nb;
-		s->uri_cap = want;
-	}
-	memcpy(s->uri_buf, uri, len);
-	s->uri_buf[len] = '\0';
-	return s->uri_buf;
-}
-
-/* Start an exchange: from here on, it is logged whatever happens. */
-static void
-exchange_begin(struct session *s)
-{
-	struct exchange *ex = &s->ex;
-
-	exchange_reset(s);
-	ex->active = true;
-	ex->phase = PHASE_HEAD;
-	ex->client_keep_alive = false;
-	strcpy(ex->method_str, "-");
-	ex->t_start_us = util_now_us();
-}
-
-static void
-session_log(struct session *s)
-{
-	struct exchange *ex = &s->ex;
-	char line[4096], when[40], server[256];
-	size_t n = 0;
-	int k;
-
-	if (!log_access_enabled())
-		return;
-	log_format_time(when, sizeof(when));
-	if (ex->server != NULL) {
-		size_t m = 0;
-		server[m++] = '"';
-		m = util_json_escape(server, sizeof(server) - 1, m, ex->server->pool->name,
-			strlen(ex->server->pool->name));
-		m = util_json_escape(server, sizeof(server) - 1, m, "/", 1);
-		m = util_json_escape(server, sizeof(server) - 1, m, ex->server->name,
-			strlen(ex->server->name));
-		server[m++] = '"';
-		server[m] = '\0';
-	} else {
-		strcpy(server, "null");
-	}
-	k = snprintf(line, sizeof(line),
-		"{\"time\":\"%s\",\"worker\":%u,\"session\":%llu,\"client\":\"%s\",\"method\":\"",
-		when, s->w->id, (unsigned long long)s->id, s->addr);
-	n = (size_t)k;
-	n = util_json_escape(line, sizeof(line), n, ex->method_str, strlen(ex->method_str));
-	n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"path\":\"");
-	if (ex->uri != NULL)
-		n = util_json_escape(line, sizeof(line) - 1024, n, ex->uri, strlen(ex->uri));
-	else
-		n = util_json_escape(line, sizeof(line), n, "-", 1);
-	n += (size_t)snprintf(line + n, sizeof(line) - n,
-		"\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-		"\"connect_ms\":%.3f,\"first_byte_ms\":%.3f,\"total_ms\":%.3f,"
-		"\"server\":%s,\"request_id\":\"",
-		ex->status, (unsigned long long)ex->bytes_in, (unsigned long long)ex->bytes_out,
-		ex->connect_ms, ex->have_first_byte ? ex->first_byte_ms : 0.0,
-		(double)(util_now_us() - ex->t_start_us) / 1000.0, server);
-	n = util_json_escape(line, sizeof(line), n, ex->request_id, strlen(ex->request_id));
-	n += (size_t)snprintf(line + n, sizeof(line) - n,
-		"\",\"termination\":\"%s\",\"phase\":\"%s\"",
-		term_names[ex->term], phase_names[ex->phase]);
-	if (s->c != NULL && s->c->ssl != NULL && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n,
-			",\"tls_version\":\"%s\",\"tls_cipher\":\"%s\"",
-			tls_version_name(s->c->ssl), tls_cipher_name(s->c->ssl));
-	else if (n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n,
-			",\"tls_version\":null,\"tls_cipher\":null");
-	if (s->peer != NULL && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"peer\":\"%s\"", s->peer);
-	if (ex->rl_denied != NULL && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"ratelimit\":\"%s\"",
-			ex->rl_denied->name);
-	if (ex->tunnel && n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n,
-			",\"ws_messages_in\":%llu,\"ws_messages_out\":%llu",
-			(unsigned long long)ex->c2s.messages, (unsigned long long)ex->s2c.messages);
-	if (n < sizeof(line))
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "}\n");
-	if (n >= sizeof(line))
-		n = sizeof(line) - 1;
-	log_access_write(line, n);
-}
-
 /* Log the exchange once and forget it; the session goes on or not. */
-static void
-exchange_end(struct session *s, enum session_term term)
+void
+session_exchange_end(struct session *s, enum session_term term)
 {
 	struct exchange *ex = &s->ex;
 
@@ -291,7 +142,7 @@ exchange_end(struct session *s, enum session_term term)
 		server_release(ex->server);
 		ex->server_counted = false;
 	}
-	session_log(s);
+	session_log_write(s);
 	ex->active = false;
 }
 
@@ -377,103 +228,6 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	log_debug("s%llu %s: accepted by worker %u", (unsigned long long)s->id, s->addr, w->id);
 }
 
-/*
- * A plain listener with redirect_https: 301 to the same host and path over
- * https. The host loses its port; the listener's redirect port is added
- * unless it is 443. A request with a body is not read: the connection
- * closes after the answer. Drops the request head from the input.
- */
-static void
-send_redirect(struct session *s, const struct http_target *t, size_t head_len)
-{
-	struct exchange *ex = &s->ex;
-	const char *host = t->host != NULL ? t->host : "";
-	size_t hlen = t->host != NULL ? t->host_len : 0, i = hlen;
-	unsigned port = s->listener->redirect_https;
-	char portbuf[16] = "";
-	struct evbuffer *out = s->c->out;
-	bool close = !ex->client_keep_alive || !ex->req_read || s->draining;
-	int n;
-
-	/* Strip ":port", but not the colons of an IPv6 literal. */
-	while (i > 0 && host[i - 1] >= '0' && host[i - 1] <= '9')
-		i--;
-	if (i > 0 && i < hlen + 1 && host[i - 1] == ':' && (host[0] != '[' || host[i - 2] == ']'))
-		hlen = i - 1;
-	if (port != 443)
-		snprintf(portbuf, sizeof(portbuf), ":%u", port);
-	n = evbuffer_add_printf(out, "HTTP/1.1 301 Moved Permanently\r\nLocation: https://%.*s%s%.*s\r\n"
-		"Content-Length: 0\r\n%s\r\n", (int)hlen, host, portbuf, (int)t->path_len, t->path,
-		close ? "Connection: close\r\n" : "");
-	/* t points into the head: drop it only now. */
-	evbuffer_drain(s->c->in, head_len);
-	conn_flush(s->c);
-	ex->bytes_out += n > 0 ? (uint64_t)n : 0;
-	ex->status = 301;
-	ex->resp_head_sent = true;
-	exchange_end(s, TERM_OK);
-	if (close)
-		session_close(s, true);
-	else
-		session_client_read(s);
-}
-
-/* Answer status with a short text body. close: say so and end the session. */
-static void
-send_error(struct session *s, int status, bool close)
-{
-	struct evbuffer *out = s->c->out;
-	const char *reason = http_reason(status);
-	char head[384], sts[96] = "";
-	int n, blen;
-	unsigned hsts = s->listener->tls != NULL && s->c->ssl != NULL ?
-		tls_server_hsts(s->listener->tls) : 0;
-
-	/* Our own answers carry the listener's HSTS policy too. */
-	if (hsts > 0)
-		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
-	/* No usable server: when to come back (as long as health checks
-	 * take to bring one back). */
-	if (status == 503)
-		snprintf(sts + strlen(sts), sizeof(sts) - strlen(sts), "Retry-After: %u\r\n",
-			health_retry_after_s(s->ex.route != NULL ? s->ex.route->pool : NULL));
-	blen = (int)strlen(reason) + 5;		/* "502 " + reason + "\n" */
-	n = snprintf(head, sizeof(head),
-		"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s%s\r\n"
-		"%d %s\n",
-		status, reason, blen, sts, close ? "Connection: close\r\n" : "", status, reason);
-	evbuffer_add(out, head, (size_t)n);
-	conn_flush(s->c);
-	s->ex.bytes_out += (uint64_t)n;
-	s->ex.status = status;
-	s->ex.resp_head_sent = true;
-}
-
-void
-session_fail(struct session *s, int status, enum session_term term)
-{
-	struct exchange *ex = &s->ex;
-	bool close;
-
-	if (status == 0 || ex->resp_head_sent) {
-		/* Nothing sensible can be said in the middle of a response. */
-		session_abort(s, term);
-		return;
-	}
-	/* The connection can go on only if the request was read to its end and
-	 * nothing in it was wrong. */
-	close = !ex->client_keep_alive || !ex->req_read || s->draining ||
-		(s->client_eof && evbuffer_get_length(s->c->in) == 0) ||
-		status == 400 || status == 408 || status == 414 || status == 431 ||
-		status == 501;
-	send_error(s, status, close);
-	exchange_end(s, term);
-	if (close)
-		session_close(s, true);
-	else
-		session_client_read(s);
-}
-
 void
 session_exchange_done(struct session *s)
 {
@@ -484,7 +238,7 @@ session_exchange_done(struct session *s)
 	 * the requests it sent: the session closes once they are used up. */
 	bool more_input = evbuffer_get_length(s->c->in) > 0;
 
-	exchange_end(s, TERM_OK);
+	session_exchange_end(s, TERM_OK);
 	if (!keep || (s->client_eof && !more_input)) {
 		/* Unread input (a body the server did not wait for) would turn
 		 * our close into a reset that destroys the response: linger. */
@@ -499,31 +253,30 @@ session_end_tunnel(struct session *s, enum session_term term, bool linger)
 {
 	if (s->dead)
 		return;
-	exchange_end(s, term);
+	session_exchange_end(s, term);
 	session_close(s, linger);
 }
 
 void
 session_abort(struct session *s, enum session_term term)
 {
-	exchange_end(s, term);
+	session_exchange_end(s, term);
 	session_destroy(s);
 }
-
 /*
  * Stop after the bytes in the output buffer are sent. With linger, the
  * write side is shut and the client's remaining input drained for a while
  * so that a client still sending does not turn our close into a reset that
  * destroys the answer.
  */
-static void
+void
 session_close(struct session *s, bool linger)
 {
 	if (s->dead)
 		return;
 	s->closing = true;
 	s->linger = linger;
-	exchange_end(s, s->ex.term);
+	session_exchange_end(s, s->ex.term);
 	conn_set_write_low(s->c, 0);
 	if (!linger)
 		conn_read_disable(s->c);
@@ -585,30 +338,6 @@ session_drain(struct session *s)
 	}
 	s->ex.client_keep_alive = false;
 }
-
-/* Map a head parse failure to its answer. */
-static void
-fail_parse(struct session *s, enum http_status st, const char *why)
-{
-	log_info("s%llu %s: bad request: %s", (unsigned long long)s->id, s->addr,
-		why ? why : "malformed");
-	switch (st) {
-	case HTTP_HEAD_TOO_LARGE:
-	case HTTP_TOO_MANY_HEADERS:
-		session_fail(s, 431, TERM_HEADER_TOO_LARGE);
-		break;
-	case HTTP_URI_TOO_LONG:
-		session_fail(s, 414, TERM_URI_TOO_LONG);
-		break;
-	case HTTP_NOT_IMPLEMENTED:
-		session_fail(s, 501, TERM_NOT_IMPLEMENTED);
-		break;
-	default:
-		session_fail(s, 400, TERM_BAD_REQUEST);
-		break;
-	}
-}
-
 size_t
 session_client_ip(const struct session *s, char *buf, size_t len)
 {
@@ -625,237 +354,6 @@ session_client_ip(const struct session *s, char *buf, size_t len)
 	buf[end - a] = '\0';
 	return (size_t)(end - a);
 }
-
-/*
- * 429 for the denial rs holds: Retry-After, RateLimit-Policy, RateLimit and
- * a problem+json body. The connection closes after it when the request's
- * body was not read, or always (close, for kind = connections).
- */
-static void
-send_rate_limited(struct session *s, bool close)
-{
-	struct exchange *ex = &s->ex;
-	struct rl_result r = { 0 };
-	const struct rl_policy *p = rl_denial(s->rl, &r);
-	char head[768], body[384], pol[100], state[100], sts[96] = "";
-	unsigned hsts = s->listener->tls != NULL && s->c->ssl != NULL ?
-		tls_server_hsts(s->listener->tls) : 0;
-	int n, blen;
-
-	UTIL_ASSERT(p != NULL);
-	close = close || !ex->client_keep_alive || !ex->req_read || s->draining ||
-		(s->client_eof && evbuffer_get_length(s->c->in) == 0);
-	if (hsts > 0)
-		snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);
-	rl_format_policy(p, pol, sizeof(pol));
-	rl_format_state(p, &r, state, sizeof(state));
-	/* Policy names are NAME_RULE characters: nothing to escape. */
-	blen = snprintf(body, sizeof(body), "{\"type\":\"about:blank\",\"title\":\"Too Many Requests\","
-		"\"status\":429,\"detail\":\"rate limit \\\"%s\\\" exceeded\",\"policy\":\"%s\","
-		"\"retry_after\":%u}\n", p->name, p->name, r.retry_after_s);
-	n = snprintf(head, sizeof(head), "HTTP/1.1 429 Too Many Requests\r\n"
-		"Content-Type: application/problem+json\r\nContent-Length: %d\r\n"
-		"Retry-After: %u\r\nRateLimit-Policy: %s\r\nRateLimit: %s\r\n%s%s\r\n",
-		blen, r.retry_after_s, pol, state, sts, close ? "Connection: close\r\n" : "");
-	evbuffer_add(s->c->out, head, (size_t)n);
-	evbuffer_add(s->c->out, body, (size_t)blen);
-	conn_flush(s->c);
-	ex->bytes_out += (uint64_t)(n + blen);
-	ex->status = 429;
-	ex->resp_head_sent = true;
-	ex->rl_denied = p;
-	log_debug("s%llu %s: rate limit \"%s\" exceeded", (unsigned long long)s->id, s->addr,
-		p->name);
-	exchange_end(s, TERM_RATE_LIMITED);
-	if (close)
-		session_close(s, true);
-	else
-		session_client_read(s);
-}
-
-static void session_rl_resume(void *arg);
-
-/* Take the tokens of the route's limits for the request h. */
-static enum rl_verdict
-session_admit(struct session *s, const struct http_head *h)
-{
-	char ip[UTIL_ADDR_LEN];
-	struct rl_admit_in in = {
-		.cfg = s->cfg, .route = s->ex.route, .h = h, .peer_ip = ip,
-		.upgrade = s->ex.ws_upgrade,
-	};
-
-	if (s->rl == NULL) {
-		s->rl = rl_sess_new(s->w->rl_ops, s->w->rl_be, session_rl_resume, s);
-		if (s->rl == NULL) {
-			log_error("s%llu %s: out of memory", (unsigned long long)s->id, s->addr);
-			return RL_ALLOW;
-		}
-	}
-	session_client_ip(s, ip, sizeof(ip));
-	return rl_admit(s->rl, &in);
-}
-
-/* Every limit has answered: forward, or answer 429. */
-static void
-session_admitted(struct session *s, enum rl_verdict v)
-{
-	struct exchange *ex = &s->ex;
-
-	if (v != RL_ALLOW) {
-		send_rate_limited(s, v == RL_DENY_CLOSE);
-		return;
-	}
-	ex->rl_hdr = rl_header(s->rl, &ex->rl_hdr_r);
-	ex->phase = PHASE_CONNECT;
-	forward_start(s);
-}
-
-/* An asynchronous backend's last answer came (never after session_destroy). */
-static void
-session_rl_resume(void *arg)
-{
-	struct session *s = arg;
-
-	UTIL_ASSERT(!s->dead && s->ex.rl_wait);
-	s->ex.rl_wait = false;
-	if (!s->closing)
-		conn_read_enable(s->c);
-	session_admitted(s, rl_verdict(s->rl));
-}
-
-/* Whether a request head was found and handled; false when more bytes are
- * needed or the session stopped. */
-static bool
-session_read_head(struct session *s)
-{
-	struct evbuffer *in = s->c->in;
-	struct exchange *ex = &s->ex;
-	const struct config_limits *lim = &s->cfg->limits;
-	struct http_limits hl = { .max_headers = lim->max_headers, .max_uri = lim->max_uri };
-	struct http_head h;
-	enum http_status st;
-	size_t head_len;
-	struct http_target t;
-	const char *data, *why = NULL;
-
-	if (evbuffer_get_length(in) == 0)
-		return false;
-	st = http_head_find(in, &s->scan, lim->max_header_size, &head_len);
-	if (st == HTTP_INCOMPLETE) {
-		/* Only a head that is still coming needs its deadline; most
-		 * arrive whole, and arming a timer costs more than its check. */
-		if (s->timer_kind != TIMER_CLIENT_HEADER)
-			session_timer_set(s, TIMER_CLIENT_HEADER);
-		return false;
-	}
-	exchange_begin(s);
-	s->scan = 0;
-	if (st != HTTP_OK) {
-		fail_parse(s, st, st == HTTP_HEAD_TOO_LARGE ? "head too large" : "malformed head");
-		return false;
-	}
-	data = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
-	if (data == NULL) {
-		session_fail(s, 500, TERM_INTERNAL);
-		return false;
-	}
-	ex->bytes_in = head_len;
-	memset(&h, 0, sizeof(h));
-	st = http_parse_request(&h, data, head_len, s->w->hdrs, &hl);
-	if (h.method_str != NULL && h.method_len > 0) {
-		size_t n = h.method_len < sizeof(ex->method_str) - 1 ?
-			h.method_len : sizeof(ex->method_str) - 1;
-		memcpy(ex->method_str, h.method_str, n);
-		ex->method_str[n] = '\0';
-	}
-	if (h.uri != NULL && st != HTTP_URI_TOO_LONG)
-		ex->uri = session_keep_uri(s, h.uri, h.uri_len);
-	if (st != HTTP_OK) {
-		evbuffer_drain(in, head_len);
-		fail_parse(s, st, h.error);
-		return false;
-	}
-	s->requests++;
-	ex->method = h.method;
-	ex->client_http10 = h.version_minor == 0;
-	ex->client_keep_alive = h.keep_alive && !s->draining;
-	http_body_init(&ex->req_body, h.body, h.content_length, false);
-	ex->req_read = h.body == HTTP_BODY_NONE;
-	st = http_request_target(&h, &t);
-	if (st != HTTP_OK) {
-		evbuffer_drain(in, head_len);
-		fail_parse(s, st, st == HTTP_NOT_IMPLEMENTED ?
-			"CONNECT and authority-form targets are not supported" :
-			"bad absolute-form target");
-		return false;
-	}
-	if (s->listener->redirect_https != 0) {
-		send_redirect(s, &t, head_len);
-		return true;
-	}
-	/* Only a request with an Upgrade field can ask for a WebSocket. */
-	switch (h.upgrade_field ? tunnel_check_upgrade(&h, &why) : TUNNEL_NOT_WEBSOCKET) {
-	case TUNNEL_UPGRADE_BAD:
-		evbuffer_drain(in, head_len);
-		fail_parse(s, HTTP_BAD, why);
-		return false;
-	case TUNNEL_UPGRADE_OK:
-		ex->ws_upgrade = true;
-		break;
-	case TUNNEL_NOT_WEBSOCKET:
-		break;
-	}
-	ex->route = config_route_match(s->cfg, t.host, t.host_len, t.path, t.path_len);
-	if (ex->route == NULL) {
-		evbuffer_drain(in, head_len);
-		session_fail(s, 404, TERM_NO_ROUTE);
-		return true;
-	}
-	if (ex->route->sticky != 0)
-		forward_sticky_lookup(s, &h, &t);
-	if (ex->route->pool->keyed) {
-		if (s->hash_key_buf == NULL && (s->hash_key_buf = malloc(LB_KEY_MAX)) == NULL) {
-			evbuffer_drain(in, head_len);
-			session_fail(s, 500, TERM_INTERNAL);
-			return false;
-		}
-		ex->hash_key = s->hash_key_buf;
-		ex->hash_key_len = lb_key_extract(ex->route->pool, &h, t.path, t.path_len, s->addr,
-			s->hash_key_buf);
-	}
-	if (forward_build_request(s, &h, &t) < 0) {
-		evbuffer_drain(in, head_len);
-		session_fail(s, 500, TERM_INTERNAL);
-		return false;
-	}
-	/* A route without limits pays this one test. */
-	if (ex->route->nrl > 0) {
-		/* Keys are read from the head: before it is drained. */
-		enum rl_verdict v = session_admit(s, &h);
-
-		evbuffer_drain(in, head_len);
-		s->timer_kind = TIMER_NONE;
-		if (v == RL_PENDING) {
-			/* The backend answers later: read nothing meanwhile
-			 * (the body, if any, stays for forward.c). */
-			ex->rl_wait = true;
-			conn_read_disable(s->c);
-			return true;
-		}
-		session_admitted(s, v);
-		return true;
-	}
-	evbuffer_drain(in, head_len);
-	ex->phase = PHASE_CONNECT;
-	/* The next deadline (connect, response_header) re-arms the timer; until
-	 * then a firing timer finds TIMER_NONE and does nothing. Not deleting
-	 * it saves a heap operation per request. */
-	s->timer_kind = TIMER_NONE;
-	forward_start(s);
-	return true;
-}
-
 void
 session_client_read(struct session *s)
 {
