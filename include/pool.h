@@ -15,10 +15,12 @@ struct config_server;
 
 /*
  * Create the runtime state of every pool of cfg and set cfg->on_free so the
- * last config_unref() releases it. Returns 0 or -1 (nothing attached).
- * Main thread, before the generation is shared.
+ * last config_unref() releases it. A server that prev (the running
+ * generation, or NULL) lists in the same pool, by the same name and at the
+ * same address, shares its load counts with it. Returns 0 or -1 (nothing
+ * attached). Main thread, before the generation is shared.
  */
-int pool_attach(struct config *cfg) __attribute__((warn_unused_result));
+int pool_attach(struct config *cfg, const struct config *prev) __attribute__((warn_unused_result));
 
 /*
  * A server for a new request: usable now, not among tried (indexes), chosen

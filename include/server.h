@@ -23,9 +23,19 @@ struct server_health;
  */
 #define SERVER_WEIGHT_SCALE 64
 
-struct server_rt {
-	/* Exchanges and WebSocket tunnels on the server now (all workers). */
+/*
+ * Exchanges and WebSocket tunnels on a server now, from every worker and
+ * every generation that lists the server (same pool, name and address): a
+ * reload must not make the balancers forget the tunnels already open.
+ * Reference counted by those generations (pool.c).
+ */
+struct server_load {
 	atomic_uint active;
+	atomic_uint refs;
+};
+
+struct server_rt {
+	struct server_load *load;
 	/*
 	 * The weight balancers use now: the configured weight when the server
 	 * is healthy; less during slow start; 0 when it must get no new

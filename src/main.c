@@ -208,7 +208,7 @@ reload(struct main_state *m)
 	}
 	/* Before the workers get n: its weights must already say which
 	 * servers are down, ejected or held. */
-	if (pool_attach(n) < 0 || health_reload(n) < 0) {
+	if (pool_attach(n, m->cfg) < 0 || health_reload(n) < 0) {
 		log_error("reload failed, the running configuration stays: out of memory");
 		lsock_table_free(tab, (size_t)m->nworkers * n->nlisteners);
 		config_unref(n);
@@ -363,7 +363,7 @@ main(int argc, char **argv)
 		log_warn("no sticky_key set: sticky cookies are signed with a random key and "
 			"will not survive a restart or match other replicas");
 	signal(SIGPIPE, SIG_IGN);
-	if (pool_attach(cfg) < 0) {
+	if (pool_attach(cfg, NULL) < 0) {
 		log_error("out of memory");
 		goto out_cfg;
 	}

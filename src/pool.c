@@ -36,13 +36,13 @@ struct pool {
 void
 server_acquire(const struct config_server *srv)
 {
-	atomic_fetch_add_explicit(&srv->rt->active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&srv->rt->load->active, 1, memory_order_relaxed);
 }
 
 void
 server_release(const struct config_server *srv)
 {
-	atomic_fetch_sub_explicit(&srv->rt->active, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&srv->rt->load->active, 1, memory_order_relaxed);
 }
 
 unsigned
@@ -91,14 +91,62 @@ server_usable(const struct config_server *srv)
 }
 
 static void
+load_unref(struct server_load *l)
+{
+	if (l != NULL && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		free(l);
+}
+
+/*
+ * The load counts of cs: those of the same server in prev when it lists
+ * one (same pool and name, and the same address or the same host to
+ * resolve), else new ones. NULL when out of memory.
+ */
+static struct server_load *
+load_for(const struct config_pool *cp, const struct config_server *cs, const struct config *prev)
+{
+	struct server_load *l;
+
+	for (size_t i = 0; prev != NULL && i < prev->npools; i++) {
+		const struct config_pool *pp = &prev->pools[i];
+
+		if (pp->rt == NULL || strcmp(pp->name, cp->name) != 0)
+			continue;
+		for (size_t k = 0; k < pp->nservers; k++) {
+			const struct config_server *ps = &pp->servers[k];
+			bool same_addr = cs->dns_name != NULL ?
+				ps->dns_name != NULL && strcmp(ps->dns_name, cs->dns_name) == 0 &&
+					ps->dns_port == cs->dns_port :
+				ps->dns_name == NULL && ps->addrlen == cs->addrlen &&
+					memcmp(&ps->addr, &cs->addr, cs->addrlen) == 0;
+
+			if (strcmp(ps->name, cs->name) != 0 || !same_addr)
+				continue;
+			l = ps->rt->load;
+			atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+			return l;
+		}
+		break;
+	}
+	l = malloc(sizeof(*l));
+	if (l != NULL) {
+		atomic_init(&l->active, 0);
+		atomic_init(&l->refs, 1);
+	}
+	return l;
+}
+
+static void
 pool_free(struct pool *p)
 {
 	if (p == NULL)
 		return;
 	if (p->state != NULL)
 		p->ops->destroy(p->state);
-	for (size_t k = 0; p->servers != NULL && k < p->nservers; k++)
+	for (size_t k = 0; p->servers != NULL && k < p->nservers; k++) {
 		pthread_mutex_destroy(&p->servers[k].addr_lock);
+		load_unref(p->servers[k].load);
+	}
 	free(p->servers);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -114,7 +162,7 @@ pool_detach(struct config *cfg)
 }
 
 int
-pool_attach(struct config *cfg)
+pool_attach(struct config *cfg, const struct config *prev)
 {
 	for (size_t i = 0; i < cfg->npools; i++) {
 		struct config_pool *cp = &cfg->pools[i];
@@ -141,7 +189,6 @@ pool_attach(struct config *cfg)
 			struct server_rt *rt = &p->servers[k];
 			const struct config_server *cs = &cp->servers[k];
 
-			atomic_init(&rt->active, 0);
 			atomic_init(&rt->weight_now, cs->weight * SERVER_WEIGHT_SCALE);
 			/* A slot of DNS discovery waits for an answer. */
 			atomic_init(&rt->present, cs->dns_name == NULL);
@@ -149,6 +196,12 @@ pool_attach(struct config *cfg)
 			pthread_mutex_init(&rt->addr_lock, NULL);
 			memcpy(&rt->addr, &cs->addr, sizeof(rt->addr));
 			rt->addrlen = cs->addrlen;
+			if ((rt->load = load_for(cp, cs, prev)) == NULL) {
+				/* Only the servers up to k are set up. */
+				p->nservers = k + 1;
+				pool_free(p);
+				goto fail;
+			}
 			cp->servers[k].rt = rt;
 			server_refresh_weight(cs);
 		}
@@ -192,7 +245,8 @@ pool_pick(struct config_pool *pool, const unsigned *tried, size_t ntried, const 
 	 * balancer's choice tolerates. */
 	for (size_t i = 0; i < p->nservers; i++) {
 		view[i].weight = atomic_load_explicit(&p->servers[i].weight_now, memory_order_relaxed);
-		view[i].active = atomic_load_explicit(&p->servers[i].active, memory_order_relaxed);
+		view[i].active = atomic_load_explicit(&p->servers[i].load->active,
+			memory_order_relaxed);
 	}
 	req.view = view;
 	pthread_mutex_lock(&p->lock);

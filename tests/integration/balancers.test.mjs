@@ -117,17 +117,20 @@ test('leastconn: weights scale the load, held requests pile up 3 to 1 across two
 	for (const h of held) assert.equal((await h).status, 200);
 });
 
+/** n plain requests on their own connections: how many each backend got, by name. */
+async function plainTo(port, backends, n) {
+	const before = Object.fromEntries(Object.entries(backends).map(([k, be]) => [k, be.requests.length]));
+	for (let i = 0; i < n; i++) assert.equal((await request(port, { path: '/plain' })).status, 200);
+	return Object.fromEntries(Object.entries(backends).map(([k, be]) => [k, be.requests.length - before[k]]));
+}
+
 test('leastconn: open WebSocket tunnels count; new requests go where fewer are open', async (t) => {
 	const a = await startWsBackend({ name: 'a', t });
 	const b = await startWsBackend({ name: 'b', t });
 	const s = await sluiceWith(t, [a, b], ['balance = leastconn']);
 	const url = `ws://127.0.0.1:${s.port}/ws`;
 	const total = () => a.upgrades.length + b.upgrades.length;
-	const plain = async (n) => {
-		const before = [a.requests.length, b.requests.length];
-		for (let i = 0; i < n; i++) assert.equal((await request(s.port, { path: '/plain' })).status, 200);
-		return { a: a.requests.length - before[0], b: b.requests.length - before[1] };
-	};
+	const plain = (n) => plainTo(s.port, { a, b }, n);
 
 	const ws1 = await openWs(url, { t });
 	assert.equal(a.upgrades.length, 1);
@@ -147,6 +150,34 @@ test('leastconn: open WebSocket tunnels count; new requests go where fewer are o
 	await s.waitForAccessLog((l) => l.filter((x) => x.status === 101).length === 2);
 	assert.deepEqual(await plain(4), { a: 4, b: 0 });
 	for (const ws of [ws1, ws2, ws3, ws4]) ws.terminate();
+});
+
+test('leastconn: tunnels opened before a reload still count after it, until they close', async (t) => {
+	const a = await startWsBackend({ name: 'a', t });
+	const b = await startWsBackend({ name: 'b', t });
+	const s = await sluiceWith(t, [a, b], ['balance = leastconn']);
+	const url = `ws://127.0.0.1:${s.port}/ws`;
+	const plain = (n) => plainTo(s.port, { a, b }, n);
+	const ws1 = await openWs(url, { t });
+	assert.equal(a.upgrades.length, 1);
+
+	// A new generation (same pool, servers and addresses): a's tunnel is
+	// still there, so new requests go to b.
+	await s.reload((text) => text.replace(/^log_level = \w+/m, 'log_level = debug'));
+	assert.deepEqual(await plain(6), { a: 0, b: 6 });
+	// The tunnel, of the old generation, closes: the new one sees it go.
+	ws1.close(1000, 'bye');
+	await s.waitForAccessLog((l) => l.filter((x) => x.status === 101).length === 1);
+	const after = await plain(4);
+	assert.deepEqual(after, { a: 2, b: 2 });
+	// A server moved to another address starts with no load: the tunnel
+	// to its old address does not count for the new one.
+	const ws2 = await openWs(url, { t });
+	const [busy, idle] = a.upgrades.length === 2 ? [a, b] : [b, a];
+	const moved = await startWsBackend({ name: busy.name, t });
+	await s.reload((text) => text.replace(`127.0.0.1:${busy.port}`, `127.0.0.1:${moved.port}`));
+	assert.deepEqual(await plainTo(s.port, { moved, idle }, 4), { moved: 2, idle: 2 });
+	ws2.terminate();
 });
 
 /* ---------- hash ---------- */

@@ -328,7 +328,7 @@ test_named_server_becomes_slots(void **state)
 	assert_null(cfg->resolvers);
 
 	/* Slots start absent; fixed servers present. */
-	assert_int_equal(pool_attach(cfg), 0);
+	assert_int_equal(pool_attach(cfg, NULL), 0);
 	assert_true(server_usable(&p->servers[0]));
 	assert_false(server_usable(&p->servers[1]));
 	assert_false(atomic_load(&p->servers[3].rt->present));
@@ -550,7 +550,7 @@ test_discovery_end_to_end(void **state)
 	assert_non_null(port);
 
 	cfg = load_ok(conf_text(ntohs(sin.sin_port), "any"));
-	assert_int_equal(pool_attach(cfg), 0);
+	assert_int_equal(pool_attach(cfg, NULL), 0);
 	p = &cfg->pools[0];
 	SERVE("10.0.0.1", "10.0.0.2");
 	assert_int_equal(dns_start(srv.base, cfg), 0);
@@ -584,7 +584,7 @@ test_discovery_end_to_end(void **state)
 	/* A reload carries the slot over at once, then follows the answers;
 	 * resolve_family = ipv4 asks no AAAA. */
 	next = load_ok(conf_text(ntohs(sin.sin_port), "ipv4"));
-	assert_int_equal(pool_attach(next), 0);
+	assert_int_equal(pool_attach(next, cfg), 0);
 	dns_reload(cfg, next);
 	config_unref(cfg);
 	cfg = next;

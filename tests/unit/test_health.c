@@ -823,7 +823,7 @@ load(const char *text)
 	unlink(path);
 	if (cfg == NULL)
 		fail_msg("%s", err);
-	assert_int_equal(pool_attach(cfg), 0);
+	assert_int_equal(pool_attach(cfg, NULL), 0);
 	return cfg;
 }
 
