@@ -46,6 +46,14 @@
 #define BACKOFF_MAX_MS		5000
 #define CONNECT_TIMEOUT_MS	1000
 #define SWEEP_MS		1000
+/*
+ * A PING goes out on each sweep while none is owed. One owed this long
+ * (or 4 times the budget, if longer) means Redis, or the path to it, hangs:
+ * the connection is dropped and made again, and meanwhile on_error decides
+ * at once instead of every request waiting for its budget, and no more
+ * commands pile up behind the ones owed.
+ */
+#define PROBE_LIMIT_MS		5000
 /* A lease entry idle this long after its last state is forgotten. */
 #define IDLE_FORGET_US		(1000 * 1000ULL)
 #define MAX_KEY_LEN		1024
@@ -153,7 +161,9 @@ struct rl_redis {
 	struct event *retry_ev;		/* reconnect after back-off */
 	struct event *connect_ev;	/* a connect that takes too long */
 	struct event *budget_ev;	/* the oldest waiter's deadline */
-	struct event *sweep_ev;		/* forgets idle leases */
+	struct event *sweep_ev;		/* forgets idle leases, sends the probe */
+	bool probe_owed;		/* a PING is out on ac */
+	uint64_t probe_sent_at;
 	char sha[41];			/* SHA1 of gcra_script, hex */
 
 	struct rl_conns *conns;		/* kind = connections (redis_conn.c) */
@@ -674,6 +684,7 @@ connect_to(struct rl_redis *rr, const char *ip)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	rr->ac = ac;
 	rr->state = RR_CONNECTING;
+	rr->probe_owed = false;
 	evtimer_add(rr->connect_ev, &ct);
 	/* Commands queue until the connect completes, in order: the
 	 * handshake first, the connection counts, then whatever take() sends. */
@@ -983,6 +994,41 @@ const struct rl_backend_ops rl_redis_ops = {
 };
 
 static void
+on_probe(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct rl_redis *rr = ac->data;
+
+	(void)privdata;
+	if (rr == NULL || rr->freeing || rr->ac != ac || reply == NULL)
+		return;
+	rr->probe_owed = false;
+}
+
+/* Send the PING, or drop the connection when the last one is owed too long. */
+static void
+probe(struct rl_redis *rr, uint64_t now)
+{
+	uint64_t limit_us = rr->timeout_us * 4 > PROBE_LIMIT_MS * 1000ULL ?
+		rr->timeout_us * 4 : PROBE_LIMIT_MS * 1000ULL;
+	char why[64];
+
+	if (rr->ac == NULL)
+		return;
+	if (!rr->probe_owed) {
+		if (redisAsyncCommand(rr->ac, on_probe, NULL, "PING") == REDIS_OK) {
+			rr->probe_owed = true;
+			rr->probe_sent_at = now;
+		}
+		return;
+	}
+	if (now - rr->probe_sent_at < limit_us)
+		return;
+	snprintf(why, sizeof(why), "no answer for %llu ms",
+		(unsigned long long)((now - rr->probe_sent_at) / 1000));
+	drop(rr, why);
+}
+
+static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rl_redis *rr = arg;
@@ -990,6 +1036,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	probe(rr, now);
 	for (size_t i = 0; i < rr->nbuckets; i++) {
 		struct lease **pp = &rr->buckets[i], *le;
 

@@ -1,6 +1,7 @@
 // Rate limits kept in Redis (redis { }): exact GCRA edges through a real
 // redis-server, each on_error mode while Redis is killed and restarted
-// under load, Redis slower than the budget (DEBUG SLEEP), AUTH with a
+// under load, Redis slower than the budget (DEBUG SLEEP), Redis that hangs
+// (SIGSTOP), Redis named by a host name, AUTH with a
 // password and with an ACL user, and the fleet: three sluice processes
 // sharing one Redis stay within 2% of the configured limit; limits of kind
 // connections shared by two processes, through a replica's crash, a lost
@@ -250,6 +251,35 @@ test('Redis slower than the budget (DEBUG SLEEP): on_error answers in time', { s
 	const log = s.errorLog();
 	assert.equal(linesMatching(log, /slow: no answer within 20ms; on_error = deny/).length, 1, log);
 	assert.equal(linesMatching(log, /answers within 20ms again/).length, 1, log);
+});
+
+test('Redis that hangs (SIGSTOP): the connection is dropped after 5 s without an answer, and made again once it is back', { skip, timeout: 60000 }, async (t) => {
+	const backend = await startBackend();
+	t.after(() => backend.close());
+	const redis = await startRedis({ t });
+	const prefix = freshPrefix();
+	const s = await startSluice({
+		t, config: config({ backend, redis, rate: 100000, workers: 1, prefix,
+			redisExtra: '  on_error = allow\n  lease_max = 1' }),
+	});
+	await waitFor(() => /redis 127\.0\.0\.1:\d+ connected/.test(s.errorLog()), 5000, 'the connection');
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+
+	redis.proc.kill('SIGSTOP');
+	t.after(() => redis.proc.kill('SIGCONT'));
+	// Requests go on, decided by on_error; the probe finds Redis silent.
+	for (let i = 0; i < 3; i++) assert.equal((await get(`${s.url}/x`)).status, 200);
+	await waitFor(() => /redis 127\.0\.0\.1:\d+ unreachable: no answer for \d+ ms; on_error = allow/.test(s.errorLog()),
+		15000, 'the hang noticed');
+	assert.equal((await get(`${s.url}/x`)).status, 200);
+
+	redis.proc.kill('SIGCONT');
+	await waitFor(() => /redis 127\.0\.0\.1:\d+ reachable again/.test(s.errorLog()), 20000, 'the connection made again');
+	await redis.cmd('DEL', `${prefix}lim:127.0.0.1`);
+	await waitFor(async () => {
+		await get(`${s.url}/x`);
+		return (await redis.cmd('KEYS', `${prefix}*`)).length > 0;
+	}, 5000, 'the limit kept in Redis again');
 });
 
 test('AUTH with a password from the environment, and with an ACL user', { skip, timeout: 60000 }, async (t) => {
