@@ -3,7 +3,10 @@
  * server, choosing and connecting to a server (with retries), streaming the
  * request body, reading the response head and relaying the response body.
  * Worker thread only; every function takes the session that owns the
- * exchange.
+ * exchange. Split by role (forward-int.h holds what the parts share):
+ * forward.c picks, connects, retries and ends the exchange; forward_head.c
+ * writes the request head and reads and rewrites the response head;
+ * forward_body.c relays the bodies.
  */
 #ifndef SLUICE_FORWARD_H
 #define SLUICE_FORWARD_H

@@ -5,8 +5,8 @@
  * cycle, timeouts, keep-alive and the single place where a session ends;
  * session_head.c reading, checking, routing and admitting request heads,
  * with pipelining; session_answer.c the error and redirect answers sluice
- * writes itself; session_log.c the access-log line. forward.c drives the
- * server side of each exchange.
+ * writes itself; session_log.c the access-log line. forward.c and its
+ * forward_*.c files drive the server side of each exchange.
  */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H

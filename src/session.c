@@ -4,7 +4,8 @@
  * pipelining), and the one place where an exchange (session_exchange_end)
  * and a session (session_close, session_destroy) end. Request heads are
  * session_head.c's, our own answers session_answer.c's, the access-log line
- * session_log.c's, the server side of each exchange forward.c's.
+ * session_log.c's, the server side of each exchange forward.c's and its
+ * forward_*.c files'.
  */
 #include <errno.h>
 #include <stdatomic.h>

@@ -2,7 +2,7 @@
  * The answers sluice writes itself instead of a server's: error statuses
  * (session_fail), the 301 of a redirect_https listener and the 429 of a
  * rate limit, each ending its exchange and keeping the connection or
- * closing it. Relayed responses are forward.c's.
+ * closing it. Relayed responses are forward_head.c's and forward_body.c's.
  */
 #include <stdio.h>
 #include <string.h>

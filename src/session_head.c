@@ -232,7 +232,7 @@ session_read_head(struct session *s)
 		s->timer_kind = TIMER_NONE;
 		if (v == RL_PENDING) {
 			/* The backend answers later: read nothing meanwhile
-			 * (the body, if any, stays for forward.c). */
+			 * (the body, if any, stays for forward_body.c). */
 			ex->rl_wait = true;
 			conn_read_disable(s->c);
 			return true;
