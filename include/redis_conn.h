@@ -27,7 +27,7 @@ struct rl_conns_conf {
 	const struct rl_backend_ops *local_ops;	/* on_error = local; answers at once */
 	void *local_be;
 	/* The backend's connection, NULL while there is none: commands go
-	 * there, after the handshake that redis.c queued first. */
+	 * there, after the handshake that redis_link.c queued first. */
 	struct redisAsyncContext *const *ac;
 };
 

@@ -1,14 +1,11 @@
 /*
- * The Redis backend of the rate limiter, one per worker: the hiredis
- * connection on the worker's loop (the server's addresses, asked off the
- * loop by resolve.c when it is named by host; connect, AUTH, SCRIPT LOAD,
- * back-off),
- * the GCRA script, the leases that spare a round trip per request, the
- * per-request budget and on_error. Policies, keys and the 429 answer are
- * ratelimit.c's.
+ * The Redis backend of the rate limiter, one per worker: the backend object
+ * and its ops, the GCRA script and the EVALSHA that runs it, the leases that
+ * spare a round trip per request, the per-request budget and on_error.
+ * The connection (resolve, connect, handshake, back-off, probe) and the
+ * process-wide counters are redis_link.c's; kind = connections is
+ * redis_conn.c's. Policies, keys and the 429 answer are ratelimit.c's.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,20 +17,14 @@
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-/* hiredis's adapter is all static functions written without our warnings. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include <hiredis/adapters/libevent.h>
-#pragma GCC diagnostic pop
 #include <openssl/evp.h>
 
 #include "config.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "redis-int.h"
 #include "redis.h"
 #include "redis_conn.h"
-#include "resolve.h"
 #include "util.h"
 
 /*
@@ -42,18 +33,7 @@
  * costs little accuracy; long enough to outlive a burst of requests.
  */
 #define LEASE_TTL_US		(250 * 1000ULL)
-#define BACKOFF_MIN_MS		100
-#define BACKOFF_MAX_MS		5000
-#define CONNECT_TIMEOUT_MS	1000
 #define SWEEP_MS		1000
-/*
- * A PING goes out on each sweep while none is owed. One owed this long
- * (or 4 times the budget, if longer) means Redis, or the path to it, hangs:
- * the connection is dropped and made again, and meanwhile on_error decides
- * at once instead of every request waiting for its budget, and no more
- * commands pile up behind the ones owed.
- */
-#define PROBE_LIMIT_MS		5000
 /* A lease entry idle this long after its last state is forgotten. */
 #define IDLE_FORGET_US		(1000 * 1000ULL)
 #define MAX_KEY_LEN		1024
@@ -68,7 +48,7 @@
  * denied, so leases form only where there is room to spare, and near the
  * limit every worker and replica asks for one at a time, which is exact.
  */
-static const char gcra_script[] =
+const char rl_redis_gcra_script[] =
 	"if redis.replicate_commands then redis.replicate_commands() end\n"
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -86,6 +66,7 @@ static const char gcra_script[] =
 	"redis.call('SET', KEYS[1], string.format('%d', tat), 'PX',\n"
 	"  math.floor((tat - now) / 1000) + 1)\n"
 	"return {want, tat - now}\n";
+const size_t rl_redis_gcra_script_len = sizeof(rl_redis_gcra_script) - 1;
 
 /* A request waiting for Redis: queued on its lease and on the budget timer. */
 struct rl_wait {
@@ -97,8 +78,6 @@ struct rl_wait {
 	void *arg;
 	uint64_t deadline;		/* util_now_us() */
 };
-
-TAILQ_HEAD(wait_list, rl_wait);
 
 /*
  * What a worker knows of one (policy, key) in Redis, owned by the worker's
@@ -125,114 +104,11 @@ struct lease {
 	char key[];			/* prefix, policy name, ':', the client's key */
 };
 
-enum rr_state {
-	RR_DOWN = 0,			/* no connection; a retry is scheduled */
-	RR_CONNECTING,			/* commands queue, the handshake is under way */
-	RR_UP,				/* the script is loaded: answers come */
-};
-
-/* One per worker, owned by it (struct worker.rl_redis). */
-struct rl_redis {
-	struct event_base *base;
-	unsigned id;
-	char *address;			/* for the logs, as written */
-	char *host;
-	int port;
-	bool literal;			/* host is an IP address: no question to ask */
-	struct resolve *resolving;	/* host's addresses, being asked off the loop */
-	struct sockaddr_storage addrs[RESOLVE_MAX];	/* host's, as last answered */
-	size_t naddrs;
-	size_t next_addr;		/* the next one to try; naddrs: ask again */
-	char *user;
-	char *password;
-	size_t password_len;
-	char *prefix;
-	size_t prefix_len;
-	uint64_t timeout_us;
-	unsigned on_error;		/* enum config_redis_error */
-	unsigned lease_max;
-	const struct rl_backend_ops *local_ops;
-	void *local_be;
-
-	redisAsyncContext *ac;
-	enum rr_state state;
-	bool freeing;
-	unsigned backoff_ms;
-	struct event *retry_ev;		/* reconnect after back-off */
-	struct event *connect_ev;	/* a connect that takes too long */
-	struct event *budget_ev;	/* the oldest waiter's deadline */
-	struct event *sweep_ev;		/* forgets idle leases, sends the probe */
-	bool probe_owed;		/* a PING is out on ac */
-	uint64_t probe_sent_at;
-	char sha[41];			/* SHA1 of gcra_script, hex */
-
-	struct rl_conns *conns;		/* kind = connections (redis_conn.c) */
-	struct lease **buckets;
-	size_t nbuckets;		/* a power of 2 */
-	size_t nleases;
-	struct wait_list waiting;	/* every waiter, by deadline */
-};
-
-/* ------------------------------------------------------- process-wide state */
-
 /*
- * State changes are logged once for the whole process, not once per worker:
- * the first worker to lose Redis says so, the first one back says so.
+ * EVALSHA answers errors (OOM, READONLY...): logged once for the process
+ * and once when it stops, like the connection's state (redis_link.c).
  */
-enum { G_UNKNOWN = 0, G_UP, G_DOWN };
-static atomic_int g_state;
-static atomic_bool g_slow;
-static atomic_bool g_failing;		/* EVALSHA answers errors (OOM, READONLY...) */
-
-static struct {
-	atomic_uint_fast64_t down, up, round_trips, leased, timeouts, errors;
-} g_count;
-
-void
-rl_redis_counters(struct rl_redis_counters *out)
-{
-	out->down = atomic_load_explicit(&g_count.down, memory_order_relaxed);
-	out->up = atomic_load_explicit(&g_count.up, memory_order_relaxed);
-	out->round_trips = atomic_load_explicit(&g_count.round_trips, memory_order_relaxed);
-	out->leased = atomic_load_explicit(&g_count.leased, memory_order_relaxed);
-	out->timeouts = atomic_load_explicit(&g_count.timeouts, memory_order_relaxed);
-	out->errors = atomic_load_explicit(&g_count.errors, memory_order_relaxed);
-}
-
-static void
-count(atomic_uint_fast64_t *c)
-{
-	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-static const char *
-on_error_name(unsigned e)
-{
-	return e == CONFIG_REDIS_ALLOW ? "allow" : e == CONFIG_REDIS_DENY ? "deny" : "local";
-}
-
-void
-rl_redis_note_late(struct rl_redis *rr)
-{
-	count(&g_count.timeouts);
-	if (!atomic_exchange(&g_slow, true))
-		log_warn("redis %s slow: no answer within %llums; on_error = %s", rr->address,
-			(unsigned long long)(rr->timeout_us / 1000), on_error_name(rr->on_error));
-}
-
-void
-rl_redis_note_answer(struct rl_redis *rr, uint64_t took_us)
-{
-	if (took_us <= rr->timeout_us && atomic_load(&g_slow) && atomic_exchange(&g_slow, false))
-		log_info("redis %s answers within %llums again", rr->address,
-			(unsigned long long)(rr->timeout_us / 1000));
-}
-
-void
-rl_redis_note_error(void)
-{
-	count(&g_count.errors);
-}
+static atomic_bool g_failing;
 
 /* ------------------------------------------------------------------ leases */
 
@@ -466,304 +342,9 @@ budget_cb(evutil_socket_t fd, short what, void *arg)
 	arm_budget(rr);
 }
 
-/* -------------------------------------------------------------- connection */
+/* ---------------------------------------------------------------- requests */
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
-static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata);
-static int send_script(struct rl_redis *rr);
-static void connect_start(struct rl_redis *rr);
-
-static void
-went_down(struct rl_redis *rr, const char *why)
-{
-	if (rr->state == RR_UP)
-		count(&g_count.down);
-	rr->state = RR_DOWN;
-	if (atomic_exchange(&g_state, G_DOWN) != G_DOWN)
-		log_warn("redis %s unreachable: %s; on_error = %s", rr->address, why,
-			on_error_name(rr->on_error));
-}
-
-static void
-went_up(struct rl_redis *rr)
-{
-	int was;
-
-	rr->state = RR_UP;
-	rr->backoff_ms = BACKOFF_MIN_MS;
-	/* Once this connection is lost, the name is asked again. */
-	rr->next_addr = rr->naddrs;
-	count(&g_count.up);
-	was = atomic_exchange(&g_state, G_UP);
-	if (was == G_DOWN)
-		log_info("redis %s reachable again", rr->address);
-	else if (was == G_UNKNOWN)
-		log_info("redis %s connected", rr->address);
-}
-
-static void
-schedule_retry(struct rl_redis *rr)
-{
-	struct timeval tv = {
-		.tv_sec = rr->backoff_ms / 1000,
-		.tv_usec = (suseconds_t)(rr->backoff_ms % 1000) * 1000,
-	};
-
-	if (rr->freeing)
-		return;
-	evtimer_add(rr->retry_ev, &tv);
-	rr->backoff_ms = rr->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rr->backoff_ms * 2;
-}
-
-/*
- * A connection attempt failed. The next address of a host name is tried at
- * once, without a word; after the last one Redis is down, and a retry waits
- * for the back-off.
- */
-static void
-attempt_failed(struct rl_redis *rr, const char *why)
-{
-	static const struct timeval now = { 0, 0 };
-
-	if (!rr->freeing && rr->next_addr < rr->naddrs) {
-		log_debug("redis %s: %s; trying the next address", rr->address, why);
-		evtimer_add(rr->retry_ev, &now);
-		return;
-	}
-	went_down(rr, why);
-	schedule_retry(rr);
-}
-
-static void
-retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	connect_start(arg);
-}
-
-/* Drop the connection now (connect timeout, a broken handshake). */
-static void
-drop(struct rl_redis *rr, const char *why)
-{
-	redisAsyncContext *ac = rr->ac;
-
-	rr->ac = NULL;
-	event_del(rr->connect_ev);
-	/* Its pending callbacks see a NULL reply and answer their waiters. */
-	if (ac != NULL)
-		redisAsyncFree(ac);
-	attempt_failed(rr, why);
-}
-
-static void
-connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct rl_redis *rr = arg;
-
-	(void)fd;
-	(void)what;
-	if (rr->state == RR_CONNECTING && rr->ac != NULL)
-		drop(rr, "connect timed out");
-}
-
-static void
-on_connect(const redisAsyncContext *ac, int status)
-{
-	struct rl_redis *rr = ac->data;
-
-	if (rr == NULL || rr->freeing || rr->ac != ac)
-		return;
-	event_del(rr->connect_ev);
-	if (status == REDIS_OK)
-		return;		/* up once the handshake's replies come */
-	/* hiredis frees ac after this callback. */
-	rr->ac = NULL;
-	attempt_failed(rr, ac->errstr[0] ? ac->errstr : "connect failed");
-}
-
-static void
-on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct rl_redis *rr = ac->data;
-
-	(void)status;
-	if (rr == NULL || rr->freeing || rr->ac != ac)
-		return;
-	rr->ac = NULL;
-	attempt_failed(rr, ac->err ? ac->errstr : "connection closed");
-}
-
-/* AUTH's and SCRIPT LOAD's replies; privdata is the handshake step. */
-static void
-on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
-{
-	struct rl_redis *rr = ac->data;
-	redisReply *rep = reply;
-	bool script = privdata != NULL;
-	char why[256];
-
-	if (rr == NULL || rr->freeing || rr->ac != ac || rep == NULL)
-		return;		/* the disconnect callback handles it */
-	if (rep->type == REDIS_REPLY_ERROR) {
-		snprintf(why, sizeof(why), "%s failed: %.200s", script ? "SCRIPT LOAD" : "AUTH",
-			rep->str);
-		/* Not from within hiredis's callback: disconnect, and let the
-		 * disconnect callback schedule the retry. */
-		went_down(rr, why);
-		redisAsyncDisconnect(ac);
-		return;
-	}
-	if (script && rr->state != RR_UP)
-		went_up(rr);
-}
-
-/* SCRIPT LOAD, so that EVALSHA finds the script. Returns 0 or -1. */
-static int
-send_script(struct rl_redis *rr)
-{
-	static const char load[] = "LOAD";
-	const char *argv[3] = { "SCRIPT", load, gcra_script };
-	size_t lens[3] = { 6, sizeof(load) - 1, sizeof(gcra_script) - 1 };
-
-	/* Any non-NULL privdata marks the SCRIPT LOAD step. */
-	return redisAsyncCommandArgv(rr->ac, on_handshake, (void *)load, 3, argv, lens) ==
-		REDIS_OK ? 0 : -1;
-}
-
-/* AUTH (ACL user and password, or the password alone), then SCRIPT LOAD. */
-static int
-send_handshake(struct rl_redis *rr)
-{
-	const char *argv[3] = { "AUTH" };
-	size_t lens[3] = { 4 };
-	int n = 1;
-
-	if (rr->password != NULL) {
-		if (rr->user != NULL) {
-			argv[n] = rr->user;
-			lens[n++] = strlen(rr->user);
-		}
-		argv[n] = rr->password;
-		lens[n++] = rr->password_len;
-		if (redisAsyncCommandArgv(rr->ac, on_handshake, NULL, n, argv, lens) != REDIS_OK)
-			return -1;
-	}
-	return send_script(rr);
-}
-
-/* Connect to ip (a literal) and queue the handshake. */
-static void
-connect_to(struct rl_redis *rr, const char *ip)
-{
-	static const struct timeval ct = {
-		.tv_sec = CONNECT_TIMEOUT_MS / 1000, .tv_usec = (CONNECT_TIMEOUT_MS % 1000) * 1000,
-	};
-	redisAsyncContext *ac;
-
-	ac = redisAsyncConnect(ip, rr->port);
-	if (ac == NULL) {
-		went_down(rr, "out of memory");
-		schedule_retry(rr);
-		return;
-	}
-	if (ac->err) {
-		went_down(rr, ac->errstr);
-		redisAsyncFree(ac);
-		schedule_retry(rr);
-		return;
-	}
-	ac->data = rr;
-	if (redisLibeventAttach(ac, rr->base) != REDIS_OK) {
-		went_down(rr, "cannot attach to the event loop");
-		redisAsyncFree(ac);
-		schedule_retry(rr);
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	rr->ac = ac;
-	rr->state = RR_CONNECTING;
-	rr->probe_owed = false;
-	evtimer_add(rr->connect_ev, &ct);
-	/* Commands queue until the connect completes, in order: the
-	 * handshake first, the connection counts, then whatever take() sends. */
-	if (send_handshake(rr) < 0) {
-		drop(rr, "cannot queue the handshake");
-		return;
-	}
-	rl_conns_linked(rr->conns);
-}
-
-/* Connect to the next address of host's answer. */
-static void
-connect_next(struct rl_redis *rr)
-{
-	const struct sockaddr_storage *ss = &rr->addrs[rr->next_addr++];
-	const void *bytes = ss->ss_family == AF_INET6 ?
-		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-	char ip[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(ss->ss_family, bytes, ip, sizeof(ip)) == NULL) {
-		went_down(rr, "an address of an unknown family");
-		schedule_retry(rr);
-		return;
-	}
-	log_debug("redis %s: trying %s", rr->address, ip);
-	connect_to(rr, ip);
-}
-
-/* host's addresses are in, or the question failed. */
-static void
-resolved(int err, const char *errtext, const struct sockaddr_storage *addrs, size_t n, void *arg)
-{
-	struct rl_redis *rr = arg;
-	char why[300];
-
-	rr->resolving = NULL;
-	if (err != 0) {
-		snprintf(why, sizeof(why), "cannot resolve %s: %s", rr->host, errtext);
-		went_down(rr, why);
-		schedule_retry(rr);
-		return;
-	}
-	memcpy(rr->addrs, addrs, n * sizeof(addrs[0]));
-	rr->naddrs = n;
-	rr->next_addr = 0;
-	connect_next(rr);
-}
-
-/*
- * Connect, or first ask for the host's address. A name is asked anew at
- * every attempt, so that Redis moved to another address is followed, and
- * off the loop: the system's resolver blocks, and while it waits the
- * requests of this worker go on, answered by on_error.
- */
-static void
-connect_start(struct rl_redis *rr)
-{
-	if (rr->freeing || rr->ac != NULL || rr->resolving != NULL)
-		return;
-	if (rr->literal) {
-		connect_to(rr, rr->host);
-		return;
-	}
-	if (rr->next_addr < rr->naddrs) {
-		connect_next(rr);
-		return;
-	}
-	rr->resolving = resolve_start(rr->base, rr->host, rr->port, resolved, rr);
-	if (rr->resolving == NULL) {
-		char why[128];
-
-		snprintf(why, sizeof(why), "cannot start resolving: %s", strerror(errno));
-		went_down(rr, why);
-		schedule_retry(rr);
-	}
-}
-
-/* ---------------------------------------------------------------- requests */
 
 /* EVALSHA for le, asking for enough tokens for its waiters. Returns 0 or -1. */
 static int
@@ -794,7 +375,7 @@ send_take(struct rl_redis *rr, struct lease *le)
 		return -1;
 	le->inflight = true;
 	le->sent_at = util_now_us();
-	count(&g_count.round_trips);
+	rl_redis_count(&rl_redis_tally.round_trips);
 	return 0;
 }
 
@@ -864,7 +445,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		/* SCRIPT FLUSH, or a failover to a server that never saw it:
 		 * load it again (queued before the retry) and retry once. */
 		le->retried = true;
-		if (send_script(rr) == 0 && send_take(rr, le) == 0)
+		if (rl_redis_send_script(rr) == 0 && send_take(rr, le) == 0)
 			return;
 	}
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -875,7 +456,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		if (!atomic_exchange(&g_failing, true))
 			log_error("redis %s: unexpected answer to EVALSHA: %.200s; on_error = %s",
 				rr->address, rep->type == REDIS_REPLY_ERROR ? rep->str :
-				"not two integers", on_error_name(rr->on_error));
+				"not two integers", rl_redis_on_error_name(rr->on_error));
 		fail_waiters(rr, le);
 		return;
 	}
@@ -920,7 +501,7 @@ rr_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 	/* Earlier waiters come first: no token jumps the queue. */
 	if (le->nwaiters == 0 && answer_locally(rr, le, now, r)) {
 		if (r->allowed)
-			count(&g_count.leased);
+			rl_redis_count(&rl_redis_tally.leased);
 		return 0;
 	}
 	if (rr->ac == NULL) {
@@ -994,41 +575,6 @@ const struct rl_backend_ops rl_redis_ops = {
 };
 
 static void
-on_probe(redisAsyncContext *ac, void *reply, void *privdata)
-{
-	struct rl_redis *rr = ac->data;
-
-	(void)privdata;
-	if (rr == NULL || rr->freeing || rr->ac != ac || reply == NULL)
-		return;
-	rr->probe_owed = false;
-}
-
-/* Send the PING, or drop the connection when the last one is owed too long. */
-static void
-probe(struct rl_redis *rr, uint64_t now)
-{
-	uint64_t limit_us = rr->timeout_us * 4 > PROBE_LIMIT_MS * 1000ULL ?
-		rr->timeout_us * 4 : PROBE_LIMIT_MS * 1000ULL;
-	char why[64];
-
-	if (rr->ac == NULL)
-		return;
-	if (!rr->probe_owed) {
-		if (redisAsyncCommand(rr->ac, on_probe, NULL, "PING") == REDIS_OK) {
-			rr->probe_owed = true;
-			rr->probe_sent_at = now;
-		}
-		return;
-	}
-	if (now - rr->probe_sent_at < limit_us)
-		return;
-	snprintf(why, sizeof(why), "no answer for %llu ms",
-		(unsigned long long)((now - rr->probe_sent_at) / 1000));
-	drop(rr, why);
-}
-
-static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rl_redis *rr = arg;
@@ -1036,7 +582,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	probe(rr, now);
+	rl_redis_probe(rr, now);
 	for (size_t i = 0; i < rr->nbuckets; i++) {
 		struct lease **pp = &rr->buckets[i], *le;
 
@@ -1052,32 +598,6 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 			rr->nleases--;
 		}
 	}
-}
-
-/* "host:port" or "[v6]:port" into its parts. Returns 0 or -1. */
-static int
-split_address(const char *s, char **host, int *port)
-{
-	const char *colon = strrchr(s, ':');
-	const char *h = s;
-	size_t hlen;
-	char *end;
-	long v;
-
-	if (colon == NULL)
-		return -1;
-	hlen = (size_t)(colon - s);
-	if (hlen >= 2 && s[0] == '[' && colon[-1] == ']') {
-		h = s + 1;
-		hlen -= 2;
-	}
-	errno = 0;
-	v = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1 || v > 65535 || hlen == 0)
-		return -1;
-	*host = strndup(h, hlen);
-	*port = (int)v;
-	return *host != NULL ? 0 : -1;
 }
 
 int
@@ -1110,31 +630,15 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 	rr->lease_max = c->lease_max ? c->lease_max : 1;
 	rr->local_ops = local_ops;
 	rr->local_be = local_be;
-	rr->backoff_ms = BACKOFF_MIN_MS;
 	TAILQ_INIT(&rr->waiting);
-	rr->address = strdup(c->address);
 	rr->prefix = strdup(c->prefix);
-	if (rr->address == NULL || rr->prefix == NULL ||
-	    split_address(c->address, &rr->host, &rr->port) < 0 || rl_redis_script_sha(gcra_script, sizeof(gcra_script) - 1, rr->sha) < 0)
+	if (rr->prefix == NULL || rl_redis_link_init(rr, c) < 0 ||
+	    rl_redis_script_sha(rl_redis_gcra_script, rl_redis_gcra_script_len, rr->sha) < 0)
 		goto fail;
 	rr->prefix_len = strlen(rr->prefix);
-	rr->literal = resolve_is_literal(rr->host);
-	if (c->user != NULL && (rr->user = strdup(c->user)) == NULL)
-		goto fail;
-	if (c->password != NULL) {
-		rr->password = malloc(c->password_len + 1);
-		if (rr->password == NULL)
-			goto fail;
-		memcpy(rr->password, c->password, c->password_len);
-		rr->password[c->password_len] = '\0';
-		rr->password_len = c->password_len;
-	}
-	rr->retry_ev = evtimer_new(base, retry_cb, rr);
-	rr->connect_ev = evtimer_new(base, connect_timeout_cb, rr);
 	rr->budget_ev = evtimer_new(base, budget_cb, rr);
 	rr->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, rr);
-	if (rr->retry_ev == NULL || rr->connect_ev == NULL || rr->budget_ev == NULL ||
-	    rr->sweep_ev == NULL || table_grow(rr) < 0)
+	if (rr->budget_ev == NULL || rr->sweep_ev == NULL || table_grow(rr) < 0)
 		goto fail;
 	{
 		struct timeval tv = { .tv_sec = SWEEP_MS / 1000, .tv_usec = 0 };
@@ -1147,7 +651,7 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 		if (event_add(rr->sweep_ev, &tv) < 0 || (rr->conns = rl_conns_new(&cc)) == NULL)
 			goto fail;
 	}
-	connect_start(rr);
+	rl_redis_link_start(rr);
 	return rr;
 fail:
 	rl_redis_free(rr);
@@ -1162,25 +666,9 @@ rl_redis_free(struct rl_redis *rr)
 	if (rr == NULL)
 		return;
 	rr->freeing = true;
-	resolve_cancel(rr->resolving);
-	rr->resolving = NULL;
 	/* Before the connection: its replies still owed only free their own. */
 	rl_conns_free(rr->conns);
-	if (rr->ac != NULL) {
-		redisAsyncContext *ac = rr->ac;
-
-		/* A clean stop: what is queued (the connections released, the
-		 * alive key's deletion) goes out if the socket takes it now. */
-		if (rr->state == RR_UP) {
-			int done = 0;
-
-			/* The context's own writer: on an error it reports,
-			 * where redisAsyncHandleWrite would free ac. */
-			(void)redisBufferWrite(&ac->c, &done);
-		}
-		rr->ac = NULL;
-		redisAsyncFree(ac);
-	}
+	rl_redis_link_close(rr);
 	while ((w = TAILQ_FIRST(&rr->waiting)) != NULL) {
 		wait_unlink(rr, w);
 		free(w);
@@ -1194,20 +682,10 @@ rl_redis_free(struct rl_redis *rr)
 		}
 	}
 	free(rr->buckets);
-	if (rr->retry_ev != NULL)
-		event_free(rr->retry_ev);
-	if (rr->connect_ev != NULL)
-		event_free(rr->connect_ev);
 	if (rr->budget_ev != NULL)
 		event_free(rr->budget_ev);
 	if (rr->sweep_ev != NULL)
 		event_free(rr->sweep_ev);
-	if (rr->password != NULL)
-		explicit_bzero(rr->password, rr->password_len);
-	free(rr->password);
-	free(rr->user);
-	free(rr->host);
 	free(rr->prefix);
-	free(rr->address);
 	free(rr);
 }
