@@ -149,8 +149,11 @@ handover_free(struct worker_handover *h)
 static struct evconnlistener *
 listener_wrap(struct worker *w, int fd)
 {
-	/* Backlog 0: the socket already listens with the configured backlog. */
-	struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w, 0, 0, fd);
+	/* Not LEV_OPT_CLOSE_ON_FREE: the lsock closes it. CLOSE_ON_EXEC is for
+	 * the accepted sockets. Backlog 0: the socket already listens with the
+	 * configured backlog. */
+	struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w,
+		LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 
 	if (l == NULL)
 		return NULL;
