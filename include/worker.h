@@ -85,14 +85,22 @@ int worker_start(struct worker *w) __attribute__((warn_unused_result));
 void worker_stop(struct worker *w, bool force);
 
 /*
- * Hand the worker a new generation and the sockets of its listeners,
- * socks[0..cfg->nlisteners) (it takes its own references): sessions
- * accepted from then on use it; established ones keep theirs. The worker
- * accepts on the sockets it did not have, and stops accepting on those the
- * new generation does not list. A generation not taken yet is replaced.
- * Main thread.
+ * A new generation and the sockets of its listeners for one worker,
+ * socks[0..cfg->nlisteners) (it takes its own references), made before a
+ * reload commits to anything. NULL when out of memory. Main thread.
  */
-void worker_reload(struct worker *w, struct config *cfg, struct lsock *const *socks);
+struct worker_handover *worker_handover_new(struct config *cfg, struct lsock *const *socks);
+/* One that was not handed over. Any thread. */
+void worker_handover_free(struct worker_handover *h);
+
+/*
+ * Hand the worker h (it owns it from then on): sessions accepted from then
+ * on use its generation; established ones keep theirs. The worker accepts
+ * on the sockets it did not have, and stops accepting on those the new
+ * generation does not list. A generation not taken yet is replaced. Main
+ * thread.
+ */
+void worker_reload(struct worker *w, struct worker_handover *h);
 
 /* Wait for the thread to end (if it was started), then free. Main thread. */
 void worker_join_free(struct worker *w);

@@ -182,6 +182,7 @@ reload(struct main_state *m)
 	struct config *n = config_load(m->file, err, sizeof(err));
 	const char *why = NULL;
 	struct lsock **tab;
+	struct worker_handover **hs;
 
 	if (n == NULL) {
 		log_error("reload failed, the running configuration stays: %s", err);
@@ -206,24 +207,34 @@ reload(struct main_state *m)
 		config_unref(n);
 		return;
 	}
-	/* Before the workers get n: its weights must already say which
+	/* Everything a worker will be handed, before anything is committed;
+	 * then, before the workers get n, its weights must already say which
 	 * servers are down, ejected or held. */
-	if (pool_attach(n, m->cfg) < 0 || health_reload(n) < 0) {
-		log_error("reload failed, the running configuration stays: out of memory");
-		lsock_table_free(tab, (size_t)m->nworkers * n->nlisteners);
-		config_unref(n);
-		return;
-	}
+	hs = calloc(m->nworkers, sizeof(*hs));
+	for (unsigned i = 0; hs != NULL && i < m->nworkers; i++)
+		if ((hs[i] = worker_handover_new(n, tab + (size_t)i * n->nlisteners)) == NULL)
+			goto nomem;
+	if (hs == NULL || pool_attach(n, m->cfg) < 0 || health_reload(n) < 0)
+		goto nomem;
 	dns_reload(m->cfg, n);
 	log_set_level(n->log_level);
 	listeners_log_changes(m->cfg, n);
 	for (unsigned i = 0; i < m->nworkers; i++)
-		worker_reload(m->workers[i], n, tab + (size_t)i * n->nlisteners);
+		worker_reload(m->workers[i], hs[i]);
+	free(hs);
 	lsock_table_free(m->lsocks, (size_t)m->nworkers * m->cfg->nlisteners);
 	m->lsocks = tab;
 	config_unref(m->cfg);
 	m->cfg = n;
 	log_info("configuration reloaded from %s", m->file);
+	return;
+nomem:
+	log_error("reload failed, the running configuration stays: out of memory");
+	for (unsigned i = 0; hs != NULL && i < m->nworkers; i++)
+		worker_handover_free(hs[i]);
+	free(hs);
+	lsock_table_free(tab, (size_t)m->nworkers * n->nlisteners);
+	config_unref(n);
 }
 
 static void

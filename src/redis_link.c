@@ -112,6 +112,8 @@ went_up(struct rl_redis *rr)
 	int was;
 
 	rr->state = RR_UP;
+	/* The handshake was answered: the connect deadline is met. */
+	event_del(rr->connect_ev);
 	rr->backoff_ms = BACKOFF_MIN_MS;
 	/* Once this connection is lost, the name is asked again. */
 	rr->next_addr = rr->naddrs;
@@ -186,7 +188,8 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (rr->state == RR_CONNECTING && rr->ac != NULL)
-		drop(rr, "connect timed out");
+		drop(rr, (rr->ac->c.flags & REDIS_CONNECTED) ? "no answer to the handshake" :
+			"connect timed out");
 }
 
 static void
@@ -196,9 +199,15 @@ on_connect(const redisAsyncContext *ac, int status)
 
 	if (rr == NULL || rr->freeing || rr->ac != ac)
 		return;
-	event_del(rr->connect_ev);
+	/*
+	 * Connected: the deadline stays until the handshake is answered
+	 * (went_up). A Redis that hangs (SIGSTOP) still completes TCP
+	 * connects from its listen queue, and until the PING probe gave up
+	 * on such a connection every request would wait its whole budget.
+	 */
 	if (status == REDIS_OK)
-		return;		/* up once the handshake's replies come */
+		return;
+	event_del(rr->connect_ev);
 	/* hiredis frees ac after this callback. */
 	rr->ac = NULL;
 	attempt_failed(rr, ac->errstr[0] ? ac->errstr : "connect failed");
@@ -290,16 +299,20 @@ connect_to(struct rl_redis *rr, const char *ip)
 		return;
 	}
 	if (ac->err) {
-		went_down(rr, ac->errstr);
+		char why[128];
+
+		/* connect() failed at once (ENETUNREACH, EADDRNOTAVAIL: ::1
+		 * without IPv6): the next address is tried at once, as for
+		 * a refusal that comes later. */
+		snprintf(why, sizeof(why), "%s", ac->errstr);
 		redisAsyncFree(ac);
-		schedule_retry(rr);
+		attempt_failed(rr, why);
 		return;
 	}
 	ac->data = rr;
 	if (redisLibeventAttach(ac, rr->base) != REDIS_OK) {
-		went_down(rr, "cannot attach to the event loop");
 		redisAsyncFree(ac);
-		schedule_retry(rr);
+		attempt_failed(rr, "cannot attach to the event loop");
 		return;
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
@@ -325,13 +338,17 @@ connect_next(struct rl_redis *rr)
 	const void *bytes = ss->ss_family == AF_INET6 ?
 		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
 		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-	char ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN + 16];
 
-	if (inet_ntop(ss->ss_family, bytes, ip, sizeof(ip)) == NULL) {
-		went_down(rr, "an address of an unknown family");
-		schedule_retry(rr);
+	if (inet_ntop(ss->ss_family, bytes, ip, INET6_ADDRSTRLEN) == NULL) {
+		attempt_failed(rr, "an address of an unknown family");
 		return;
 	}
+	/* A link-local address needs its scope, which hiredis's own
+	 * getaddrinfo() reads back from "fe80::1%2". */
+	if (ss->ss_family == AF_INET6 && ((const struct sockaddr_in6 *)ss)->sin6_scope_id != 0)
+		snprintf(ip + strlen(ip), sizeof(ip) - strlen(ip), "%%%u",
+			(unsigned)((const struct sockaddr_in6 *)ss)->sin6_scope_id);
 	log_debug("redis %s: trying %s", rr->address, ip);
 	connect_to(rr, ip);
 }

@@ -102,12 +102,19 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 	worker_maybe_exit(w);
 }
 
+static void take_next_config(struct worker *w);
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
+
 	(void)fd;
 	(void)what;
-	upstream_sweep(arg);
+	upstream_sweep(w);
+	/* A generation that could not be taken for want of memory. */
+	if (atomic_load_explicit(&w->next, memory_order_relaxed) != NULL)
+		take_next_config(w);
 }
 
 static void
@@ -281,9 +288,19 @@ take_next_config(struct worker *w)
 	log_debug("worker %u: new configuration generation", w->id);
 	return;
 nomem:
-	log_error("worker %u: out of memory taking the new configuration; keeping the old one",
-		w->id);
-	handover_free(h);
+	/* Not dropped: main.c's table already lists h's sockets as this
+	 * worker's, so a new address's socket would listen with nobody to
+	 * accept on it (its share of connections hanging) and a removed
+	 * one would go on accepting. Tried again from the sweep, unless a
+	 * newer generation has come meanwhile. */
+	log_error("worker %u: out of memory taking the new configuration; keeping the old one "
+		"for now", w->id);
+	{
+		struct worker_handover *none = NULL;
+
+		if (!atomic_compare_exchange_strong(&w->next, &none, h))
+			handover_free(h);
+	}
 }
 
 static void
@@ -491,22 +508,32 @@ worker_stop(struct worker *w, bool force)
 		;
 }
 
-void
-worker_reload(struct worker *w, struct config *cfg, struct lsock *const *socks)
+struct worker_handover *
+worker_handover_new(struct config *cfg, struct lsock *const *socks)
 {
 	size_t n = cfg->nlisteners;
 	struct worker_handover *h = malloc(sizeof(*h) + n * sizeof(h->socks[0]));
-	char c = 'r';
 
-	if (h == NULL) {
-		log_error("worker %u: out of memory handing over the new configuration; "
-			"it keeps the old one", w->id);
-		return;
-	}
+	if (h == NULL)
+		return NULL;
 	h->cfg = config_ref(cfg);
 	h->nsocks = n;
 	for (size_t i = 0; i < n; i++)
 		h->socks[i] = lsock_ref(socks[i]);
+	return h;
+}
+
+void
+worker_handover_free(struct worker_handover *h)
+{
+	handover_free(h);
+}
+
+void
+worker_reload(struct worker *w, struct worker_handover *h)
+{
+	char c = 'r';
+
 	/* A generation not taken yet is simply replaced. */
 	handover_free(atomic_exchange(&w->next, h));
 	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)

@@ -381,6 +381,73 @@ test_resolve_next_address(void **state)
 	event_base_free(base);
 }
 
+/* Two addresses: 255.255.255.255, whose connect() fails at once, then 127.0.0.1. */
+static int
+unreachable_first_gai(const char *node, const char *service, const struct addrinfo *hints,
+		struct addrinfo **res)
+{
+	struct addrinfo *second = NULL;
+	int rc;
+
+	(void)node;
+	atomic_fetch_add(&gai_calls, 1);
+	rc = getaddrinfo("255.255.255.255", service, hints, res);
+	if (rc == 0 && (rc = getaddrinfo("127.0.0.1", service, hints, &second)) == 0)
+		(*res)->ai_next = second;
+	atomic_fetch_add(&gai_returned, 1);
+	return rc;
+}
+
+/*
+ * An address whose connect() fails within redisAsyncConnect (ENETUNREACH)
+ * is passed over at once too, not after the back-off (100 ms): a few turns
+ * of the loop that do not wait are enough to be connected to the next one.
+ */
+static void
+test_resolve_next_address_sync_failure(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	evutil_socket_t lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = -1;
+	struct rl_redis *rr;
+	char addr[64];
+
+	(void)state;
+	assert_non_null(base);
+	assert_true(lfd >= 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(lfd), 0);
+	resolve_getaddrinfo = unreachable_first_gai;
+	atomic_store(&gai_calls, 0);
+	atomic_store(&gai_returned, 0);
+	snprintf(addr, sizeof(addr), "redis.unit.invalid:%d", ntohs(sin.sin_port));
+	rr = redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
+	/* Wait for the answer without turning the loop. */
+	for (int i = 0; i < 2500 && atomic_load(&gai_returned) == 0; i++) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	/* The thread lets go just after; then turns that never wait: the
+	 * answer, the failed connect, the next address. */
+	for (int i = 0; i < 200 && cfd < 0; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		cfd = accept(lfd, NULL, NULL);
+	}
+	if (cfd < 0)
+		fail_msg("the next address was not tried at once (the back-off?)");
+	assert_int_equal(atomic_load(&gai_calls), 1);
+	rl_redis_free(rr);
+	evutil_closesocket(cfd);
+	evutil_closesocket(lfd);
+	resolve_getaddrinfo = getaddrinfo;
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -391,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_bad_address),
 		cmocka_unit_test(test_resolve_off_loop),
 		cmocka_unit_test(test_resolve_next_address),
+		cmocka_unit_test(test_resolve_next_address_sync_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
