@@ -324,7 +324,9 @@ test_resolve_off_loop(void **state)
 	event_base_free(base);
 }
 
-/* Two addresses: 127.0.0.2, where nothing listens, then 127.0.0.1. */
+/* The first address each two-address resolver answers, then 127.0.0.1. */
+static const char *first_addr;
+
 static int
 two_gai(const char *node, const char *service, const struct addrinfo *hints,
 		struct addrinfo **res)
@@ -334,7 +336,7 @@ two_gai(const char *node, const char *service, const struct addrinfo *hints,
 
 	(void)node;
 	atomic_fetch_add(&gai_calls, 1);
-	rc = getaddrinfo("127.0.0.2", service, hints, res);
+	rc = getaddrinfo(first_addr, service, hints, res);
 	if (rc == 0 && (rc = getaddrinfo("127.0.0.1", service, hints, &second)) == 0)
 		(*res)->ai_next = second;
 	atomic_fetch_add(&gai_returned, 1);
@@ -342,37 +344,35 @@ two_gai(const char *node, const char *service, const struct addrinfo *hints,
 }
 
 /*
- * A name with several addresses: one that refuses is passed over for the
- * next, without asking the name again.
+ * A backend whose name resolves to first, then to 127.0.0.1 where a
+ * listener waits; *lfd is that listener (non-blocking).
  */
-static void
-test_resolve_next_address(void **state)
+static struct rl_redis *
+redis_two_addresses(struct event_base *base, const char *first, evutil_socket_t *lfd)
 {
-	struct event_base *base = event_base_new();
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sin);
-	evutil_socket_t lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = -1;
-	struct rl_redis *rr;
 	char addr[64];
 
-	(void)state;
-	assert_non_null(base);
-	assert_true(lfd >= 0);
+	*lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(*lfd >= 0);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	assert_int_equal(evutil_make_socket_nonblocking(lfd), 0);
+	assert_int_equal(bind(*lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(*lfd, 4), 0);
+	assert_int_equal(getsockname(*lfd, (struct sockaddr *)&sin, &len), 0);
+	assert_int_equal(evutil_make_socket_nonblocking(*lfd), 0);
+	first_addr = first;
 	resolve_getaddrinfo = two_gai;
 	atomic_store(&gai_calls, 0);
 	atomic_store(&gai_returned, 0);
 	snprintf(addr, sizeof(addr), "redis.unit.invalid:%d", ntohs(sin.sin_port));
-	rr = redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
-	for (int i = 0; i < 2500 && cfd < 0; i++) {
-		run_for_ms(base, 2);
-		cfd = accept(lfd, NULL, NULL);
-	}
-	assert_true(cfd >= 0);
+	return redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
+}
+
+static void
+two_addresses_done(struct event_base *base, struct rl_redis *rr, evutil_socket_t lfd,
+		evutil_socket_t cfd)
+{
 	assert_int_equal(atomic_load(&gai_calls), 1);
 	rl_redis_free(rr);
 	evutil_closesocket(cfd);
@@ -381,51 +381,45 @@ test_resolve_next_address(void **state)
 	event_base_free(base);
 }
 
-/* Two addresses: 255.255.255.255, whose connect() fails at once, then 127.0.0.1. */
-static int
-unreachable_first_gai(const char *node, const char *service, const struct addrinfo *hints,
-		struct addrinfo **res)
+/*
+ * A name with several addresses: one that refuses (127.0.0.2, where
+ * nothing listens) is passed over for the next, without asking the name
+ * again.
+ */
+static void
+test_resolve_next_address(void **state)
 {
-	struct addrinfo *second = NULL;
-	int rc;
+	struct event_base *base = event_base_new();
+	evutil_socket_t lfd, cfd = -1;
+	struct rl_redis *rr;
 
-	(void)node;
-	atomic_fetch_add(&gai_calls, 1);
-	rc = getaddrinfo("255.255.255.255", service, hints, res);
-	if (rc == 0 && (rc = getaddrinfo("127.0.0.1", service, hints, &second)) == 0)
-		(*res)->ai_next = second;
-	atomic_fetch_add(&gai_returned, 1);
-	return rc;
+	(void)state;
+	assert_non_null(base);
+	rr = redis_two_addresses(base, "127.0.0.2", &lfd);
+	for (int i = 0; i < 2500 && cfd < 0; i++) {
+		run_for_ms(base, 2);
+		cfd = accept(lfd, NULL, NULL);
+	}
+	assert_true(cfd >= 0);
+	two_addresses_done(base, rr, lfd, cfd);
 }
 
 /*
- * An address whose connect() fails within redisAsyncConnect (ENETUNREACH)
- * is passed over at once too, not after the back-off (100 ms): a few turns
- * of the loop that do not wait are enough to be connected to the next one.
+ * An address whose connect() fails within redisAsyncConnect
+ * (255.255.255.255: ENETUNREACH) is passed over at once too, not after the
+ * back-off (100 ms): a few turns of the loop that do not wait are enough to
+ * be connected to the next one.
  */
 static void
 test_resolve_next_address_sync_failure(void **state)
 {
 	struct event_base *base = event_base_new();
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	evutil_socket_t lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = -1;
+	evutil_socket_t lfd, cfd = -1;
 	struct rl_redis *rr;
-	char addr[64];
 
 	(void)state;
 	assert_non_null(base);
-	assert_true(lfd >= 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	assert_int_equal(evutil_make_socket_nonblocking(lfd), 0);
-	resolve_getaddrinfo = unreachable_first_gai;
-	atomic_store(&gai_calls, 0);
-	atomic_store(&gai_returned, 0);
-	snprintf(addr, sizeof(addr), "redis.unit.invalid:%d", ntohs(sin.sin_port));
-	rr = redis_at(base, addr, CONFIG_REDIS_ALLOW, 8);
+	rr = redis_two_addresses(base, "255.255.255.255", &lfd);
 	/* Wait for the answer without turning the loop. */
 	for (int i = 0; i < 2500 && atomic_load(&gai_returned) == 0; i++) {
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000 * 1000 };
@@ -440,12 +434,7 @@ test_resolve_next_address_sync_failure(void **state)
 	}
 	if (cfd < 0)
 		fail_msg("the next address was not tried at once (the back-off?)");
-	assert_int_equal(atomic_load(&gai_calls), 1);
-	rl_redis_free(rr);
-	evutil_closesocket(cfd);
-	evutil_closesocket(lfd);
-	resolve_getaddrinfo = getaddrinfo;
-	event_base_free(base);
+	two_addresses_done(base, rr, lfd, cfd);
 }
 
 int
