@@ -85,7 +85,8 @@ listener_on(const struct config *cfg, const struct config_listener *l)
 /*
  * The sockets of n's listeners for every worker. A listener on an address
  * the running generation listens on keeps its sockets, and the connections
- * queued on them (a changed backlog is applied to them); a new address gets
+ * queued on them (listeners_apply_backlogs sets a changed backlog once the
+ * reload is committed); a new address gets
  * a socket per worker. NULL with err set when one cannot be opened: nothing
  * changes then.
  */
@@ -109,10 +110,6 @@ listeners_plan(const struct main_state *m, const struct config *n, char *err, si
 
 			if (k < ol) {
 				*slot = lsock_ref(m->lsocks[(size_t)w * ol + k]);
-				if (l->backlog != m->cfg->listeners[k].backlog &&
-				    listen((*slot)->fd, l->backlog) < 0)
-					log_warn("listener \"%s\": listen(%s) with backlog %u failed: %s",
-						l->name, l->address, l->backlog, strerror(errno));
 				continue;
 			}
 			if ((fd = listener_open(l, err, errlen)) < 0)
@@ -127,6 +124,24 @@ listeners_plan(const struct main_state *m, const struct config *n, char *err, si
 fail:
 	lsock_table_free(tab, total);
 	return NULL;
+}
+
+/* A kept listener's new backlog, on its sockets tab (n's). Once committed. */
+static void
+listeners_apply_backlogs(const struct config *o, const struct config *n, struct lsock *const *tab,
+		unsigned nworkers)
+{
+	for (size_t j = 0; j < n->nlisteners; j++) {
+		const struct config_listener *l = &n->listeners[j];
+		size_t k = listener_on(o, l);
+
+		if (k == o->nlisteners || o->listeners[k].backlog == l->backlog)
+			continue;
+		for (unsigned w = 0; w < nworkers; w++)
+			if (listen(tab[(size_t)w * n->nlisteners + j]->fd, l->backlog) < 0)
+				log_warn("listener \"%s\": listen(%s) with backlog %d failed: %s",
+					l->name, l->address, l->backlog, strerror(errno));
+	}
 }
 
 /* Say which listeners the reload from o to n adds and removes. */
@@ -219,6 +234,7 @@ reload(struct main_state *m)
 	dns_reload(m->cfg, n);
 	log_set_level(n->log_level);
 	listeners_log_changes(m->cfg, n);
+	listeners_apply_backlogs(m->cfg, n, tab, m->nworkers);
 	for (unsigned i = 0; i < m->nworkers; i++)
 		worker_reload(m->workers[i], hs[i]);
 	free(hs);
