@@ -353,7 +353,10 @@ test('reload: the same redis section is kept, a changed one is refused', { skip,
 	const backend = await startBackend();
 	t.after(() => backend.close());
 	const redis = await startRedis({ t });
-	const s = await startSluice({ t, config: config({ backend, redis, rate: 1, per: '1m', burst: 0 }) });
+	// One worker, connected before the first request: otherwise on_error
+	// (local) may answer the first and Redis the second, each with a full budget.
+	const s = await startSluice({ t, config: config({ backend, redis, rate: 1, per: '1m', burst: 0, workers: 1 }) });
+	await waitFor(() => /redis 127\.0\.0\.1:\d+ connected/.test(s.errorLog()), 5000, 'the connection');
 	assert.equal((await get(`${s.url}/x`)).status, 200);
 	assert.equal((await get(`${s.url}/x`)).status, 429);
 
@@ -492,7 +495,9 @@ test('kind = connections: a crashed replica stops counting within seconds', { sk
 	await waitAdmitted(t, b, 12000 * SLOW, 'the crashed replica\'s count to stop counting');
 	const waited = Date.now() - t0;
 	assert.ok(waited >= 2500, `the count of a silent replica holds for a while: ${waited} ms`);
-	assert.deepEqual((await openMany(t, b, 2)).map((o) => o.status), [200, 200]);
+	// Each of A's two workers had its own alive key, refreshed at its own
+	// beat: the other's places come free within a second more.
+	for (let i = 0; i < 2; i++) await waitAdmitted(t, b, 3000 * SLOW, `place ${i + 2} of the crashed replica`);
 	assert.equal((await openConn(t, b)).status, 429);
 });
 
