@@ -118,7 +118,10 @@ test('exact edges through Redis: the burst, then one per interval', { skip, time
 	const redis = await startRedis({ t });
 	const prefix = freshPrefix();
 	// T = 200ms, burst 4: five at once, then one each 200ms.
-	const s = await startSluice({ t, config: config({ backend, redis, rate: 5, burst: 4, prefix }) });
+	// One worker, connected first: a request that on_error (local) answered
+	// would not be counted in Redis, and the edges would move by one.
+	const s = await startSluice({ t, config: config({ backend, redis, rate: 5, burst: 4, prefix, workers: 1 }) });
+	await waitFor(() => /redis 127\.0\.0\.1:\d+ connected/.test(s.errorLog()), 5000, 'the connection');
 
 	for (let i = 0; i < 5; i++) {
 		const r = await get(`${s.url}/x`);
