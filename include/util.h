@@ -38,6 +38,12 @@ void util_assert_fail(const char *cond, const char *file, int line)
  */
 char *util_addr_format(const struct sockaddr *sa, char *buf, size_t len, int with_port);
 
+/*
+ * Whether a and b are the same IPv4 or IPv6 address and port (what a socket
+ * binds or connects to; padding, flow labels and scope are not compared).
+ */
+bool util_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* Seed the calling thread's generator from the kernel. Returns 0 or -1. */
 int util_rand_seed(void) __attribute__((warn_unused_result));
 /* Next 64 random bits of the calling thread's generator (not for secrets). */

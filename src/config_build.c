@@ -17,6 +17,7 @@
 
 #include "config-int.h"
 #include "tls.h"
+#include "util.h"
 
 #define STICKY_KEY_RANDOM_LEN	32
 
@@ -94,28 +95,12 @@ build_section(struct load *ld, cfg_t *sec, const struct section_def *sd, void *o
 	return 0;
 }
 
-static bool
-same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port &&
-		memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static int
 link_listeners(struct load *ld, struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		for (size_t j = 0; j < i; j++) {
-			if (!same_sockaddr(&cfg->listeners[i].addr, &cfg->listeners[j].addr))
+			if (!util_addr_same(&cfg->listeners[i].addr, &cfg->listeners[j].addr))
 				continue;
 			cfg_t *sec = cfg_getnsec(ld->root, "listener", (unsigned)i);
 

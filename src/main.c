@@ -73,12 +73,9 @@ listener_on(const struct config *cfg, const struct config_listener *l)
 {
 	size_t k;
 
-	for (k = 0; k < cfg->nlisteners; k++) {
-		const struct config_listener *x = &cfg->listeners[k];
-
-		if (x->addrlen == l->addrlen && memcmp(&x->addr, &l->addr, l->addrlen) == 0)
+	for (k = 0; k < cfg->nlisteners; k++)
+		if (util_addr_same(&cfg->listeners[k].addr, &l->addr))
 			break;
-	}
 	return k;
 }
 

@@ -117,8 +117,7 @@ load_for(const struct config_pool *cp, const struct config_server *cs, const str
 			bool same_addr = cs->dns_name != NULL ?
 				ps->dns_name != NULL && strcmp(ps->dns_name, cs->dns_name) == 0 &&
 					ps->dns_port == cs->dns_port :
-				ps->dns_name == NULL && ps->addrlen == cs->addrlen &&
-					memcmp(&ps->addr, &cs->addr, cs->addrlen) == 0;
+				ps->dns_name == NULL && util_addr_same(&ps->addr, &cs->addr);
 
 			if (strcmp(ps->name, cs->name) != 0 || !same_addr)
 				continue;

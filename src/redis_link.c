@@ -6,8 +6,8 @@
  * what the whole process shares: the counters and the state changes logged
  * once per process. Leases, waiting requests and EVALSHA are redis.c's.
  */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +29,7 @@
 #include "redis.h"
 #include "redis_conn.h"
 #include "resolve.h"
+#include "util.h"
 
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		5000
@@ -335,15 +336,10 @@ static void
 connect_next(struct rl_redis *rr)
 {
 	const struct sockaddr_storage *ss = &rr->addrs[rr->next_addr++];
-	const void *bytes = ss->ss_family == AF_INET6 ?
-		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-	char ip[INET6_ADDRSTRLEN + 16];
+	char ip[UTIL_ADDR_LEN + 16];
 
-	if (inet_ntop(ss->ss_family, bytes, ip, INET6_ADDRSTRLEN) == NULL) {
-		attempt_failed(rr, "an address of an unknown family");
-		return;
-	}
+	/* resolve.c keeps IPv4 and IPv6 answers only. */
+	util_addr_format((const struct sockaddr *)ss, ip, UTIL_ADDR_LEN, 0);
 	/* A link-local address needs its scope, which hiredis's own
 	 * getaddrinfo() reads back from "fe80::1%2". */
 	if (ss->ss_family == AF_INET6 && ((const struct sockaddr_in6 *)ss)->sin6_scope_id != 0)

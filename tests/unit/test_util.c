@@ -1,5 +1,5 @@
 /*
- * util.c tests: address formatting, request ids, JSON escaping.
+ * util.c tests: address formatting and comparison, request ids, JSON escaping.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,6 +31,46 @@ test_addr_format(void **state)
 		"[2001:db8::1]:443");
 	assert_string_equal(util_addr_format((struct sockaddr *)&sin6, buf, sizeof(buf), 0),
 		"2001:db8::1");
+}
+
+/* Address and port decide; padding, flow label and scope do not. */
+static void
+test_addr_same(void **state)
+{
+	struct sockaddr_storage a, b;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&a, *b4 = (struct sockaddr_in *)&b;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a, *b6 = (struct sockaddr_in6 *)&b;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0xff, sizeof(b));
+	a4->sin_family = b4->sin_family = AF_INET;
+	a4->sin_port = b4->sin_port = htons(80);
+	inet_pton(AF_INET, "127.0.0.1", &a4->sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &b4->sin_addr);
+	assert_true(util_addr_same(&a, &b));
+	b4->sin_port = htons(81);
+	assert_false(util_addr_same(&a, &b));
+	inet_pton(AF_INET, "127.0.0.2", &b4->sin_addr);
+	b4->sin_port = htons(80);
+	assert_false(util_addr_same(&a, &b));
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a6->sin6_family = b6->sin6_family = AF_INET6;
+	a6->sin6_port = b6->sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8::1", &a6->sin6_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &b6->sin6_addr);
+	b6->sin6_flowinfo = 7;
+	b6->sin6_scope_id = 2;
+	assert_true(util_addr_same(&a, &b));
+	inet_pton(AF_INET6, "2001:db8::2", &b6->sin6_addr);
+	assert_false(util_addr_same(&a, &b));
+	/* Another family, or one neither of them is. */
+	a4->sin_family = AF_INET;
+	assert_false(util_addr_same(&a, &b));
+	a.ss_family = b.ss_family = AF_UNIX;
+	assert_false(util_addr_same(&a, &b));
 }
 
 static void
@@ -68,6 +108,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_format),
+		cmocka_unit_test(test_addr_same),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_json_escape),
 	};
