@@ -23,6 +23,9 @@ struct config *config_load(const char *file, char *err, size_t errlen) SLUICE_WU
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
 
+/* The pool named NAME in CFG (NULL allowed: no generation), or NULL. Any thread. */
+struct config_pool *config_pool_find(const struct config *cfg, const char *name);
+
 /*
  * The route for a request: the most specific host match (exact, then the
  * longest "*.suffix", then "*"), and within it the longest path prefix. host

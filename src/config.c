@@ -506,6 +506,17 @@ config_load(const char *file, char *err, size_t errlen)
 	return cfg;
 }
 
+/* ---------------------------------------------------------------- lookup */
+
+struct config_pool *
+config_pool_find(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg != NULL && i < cfg->npools; i++)
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return &cfg->pools[i];
+	return NULL;
+}
+
 /* --------------------------------------------------------------- sharing */
 
 struct config *

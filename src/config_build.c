@@ -293,10 +293,7 @@ link_routes(struct load *ld, struct config *cfg)
 		cfg_t *sec = cfg_getnsec(ld->root, "route", (unsigned)i);
 
 		r->index = (unsigned)i;
-		for (size_t p = 0; p < cfg->npools && r->pool == NULL; p++)
-			if (strcmp(cfg->pools[p].name, r->pool_name) == 0)
-				r->pool = &cfg->pools[p];
-		if (r->pool == NULL) {
+		if ((r->pool = config_pool_find(cfg, r->pool_name)) == NULL) {
 			config_load_error(ld, config_where(ld, sec, "pool"), sec, "unknown pool \"%s\"",
 				r->pool_name);
 			return -1;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config-t.h"
+#include "config.h"
 #include "health.h"
 #include "lb.h"
 #include "log.h"
@@ -105,27 +105,21 @@ load_unref(struct server_load *l)
 static struct server_load *
 load_for(const struct config_pool *cp, const struct config_server *cs, const struct config *prev)
 {
+	const struct config_pool *pp = config_pool_find(prev, cp->name);
 	struct server_load *l;
 
-	for (size_t i = 0; prev != NULL && i < prev->npools; i++) {
-		const struct config_pool *pp = &prev->pools[i];
+	for (size_t k = 0; pp != NULL && pp->rt != NULL && k < pp->nservers; k++) {
+		const struct config_server *ps = &pp->servers[k];
+		bool same_addr = cs->dns_name != NULL ?
+			ps->dns_name != NULL && strcmp(ps->dns_name, cs->dns_name) == 0 &&
+				ps->dns_port == cs->dns_port :
+			ps->dns_name == NULL && util_addr_same(&ps->addr, &cs->addr);
 
-		if (pp->rt == NULL || strcmp(pp->name, cp->name) != 0)
+		if (strcmp(ps->name, cs->name) != 0 || !same_addr)
 			continue;
-		for (size_t k = 0; k < pp->nservers; k++) {
-			const struct config_server *ps = &pp->servers[k];
-			bool same_addr = cs->dns_name != NULL ?
-				ps->dns_name != NULL && strcmp(ps->dns_name, cs->dns_name) == 0 &&
-					ps->dns_port == cs->dns_port :
-				ps->dns_name == NULL && util_addr_same(&ps->addr, &cs->addr);
-
-			if (strcmp(ps->name, cs->name) != 0 || !same_addr)
-				continue;
-			l = ps->rt->load;
-			atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
-			return l;
-		}
-		break;
+		l = ps->rt->load;
+		atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+		return l;
 	}
 	l = malloc(sizeof(*l));
 	if (l != NULL) {
