@@ -759,6 +759,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t total;
 
 	(void)fd;
+	util_clock_hold();
 	c->busy = true;
 	if (what & EV_TIMEOUT) {
 		if (c->eventcb != NULL)
@@ -806,6 +807,7 @@ out:
 	c->busy = false;
 	if (c->dead)
 		conn_destroy(c);
+	util_clock_release();
 }
 
 static void
@@ -814,6 +816,7 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 
 	(void)what;
+	util_clock_hold();
 	c->busy = true;
 	if (c->failed) {
 		report_error(c);
@@ -868,4 +871,5 @@ out:
 	c->busy = false;
 	if (c->dead)
 		conn_destroy(c);
+	util_clock_release();
 }

@@ -180,13 +180,35 @@ util_json_escape(char *dst, size_t cap, size_t len, const char *src, size_t srcl
 	return len;
 }
 
+static _Thread_local unsigned clock_holds;
+static _Thread_local uint64_t clock_held;	/* 0: not read in this hold yet */
+
 uint64_t
 util_now_us(void)
 {
 	struct timespec ts;
+	uint64_t now;
 
+	if (clock_held != 0)
+		return clock_held;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (clock_holds > 0)
+		clock_held = now;
+	return now;
+}
+
+void
+util_clock_hold(void)
+{
+	clock_holds++;
+}
+
+void
+util_clock_release(void)
+{
+	if (--clock_holds == 0)
+		clock_held = 0;
 }
 
 struct timeval

@@ -1,5 +1,6 @@
 /*
- * util.c tests: address formatting and comparison, request ids, JSON escaping.
+ * util.c tests: address formatting and comparison, request ids, JSON escaping,
+ * the clock held through one callback.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -103,12 +105,55 @@ test_json_escape(void **state)
 	assert_int_equal(n, 6);
 }
 
+/* Sleep 2 ms: longer than the clock's microsecond step. */
+static void
+pass_time(void)
+{
+	struct timespec ts = { .tv_nsec = 2000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+test_clock_hold(void **state)
+{
+	uint64_t t0, t1, t2;
+
+	(void)state;
+	/* Unheld, every call reads the clock. */
+	t0 = util_now_us();
+	pass_time();
+	assert_true(util_now_us() >= t0 + 2000);
+
+	/* Held: the first call's instant, through nested holds. */
+	util_clock_hold();
+	t1 = util_now_us();
+	assert_true(t1 >= t0 + 2000);
+	pass_time();
+	assert_int_equal(util_now_us(), t1);
+	util_clock_hold();
+	pass_time();
+	assert_int_equal(util_now_us(), t1);
+	util_clock_release();
+	assert_int_equal(util_now_us(), t1);
+	util_clock_release();
+
+	/* Released: the clock moves again, and a new hold reads it afresh. */
+	t2 = util_now_us();
+	assert_true(t2 >= t1 + 4000);
+	pass_time();
+	util_clock_hold();
+	assert_true(util_now_us() >= t2 + 2000);
+	util_clock_release();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_format),
 		cmocka_unit_test(test_addr_same),
+		cmocka_unit_test(test_clock_hold),
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_json_escape),
 	};
