@@ -2,8 +2,11 @@
 # Benchmark 1: HTTP/1.1 keep-alive, small response. wrk drives 64 keep-alive
 # connections through each target to one nginx origin answering
 # "hello, world\n"; reports req/s, p99 latency and proxy CPU per request.
-# Environment: DURATION ROUNDS CONNS WARMUP TARGETS SLUICE_BIN BENCH_OUT
-# PROXY_HEADERS WRK_THREADS BENCH_KEEP (see docs/performance.md).
+# Besides HAProxy and nginx, sluice is read against the floor (floor.c), a
+# minimal epoll proxy doing no header work: a steadier yardstick than a
+# saturated HAProxy. Environment: DURATION ROUNDS CONNS WARMUP TARGETS
+# SLUICE_BIN FLOOR_BIN BENCH_OUT PROXY_HEADERS WRK_THREADS BENCH_KEEP (see
+# docs/performance.md).
 
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +17,7 @@ ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-2}
 WRK_THREADS=${WRK_THREADS:-1}
-TARGETS=${TARGETS:-backend haproxy nginx sluice}
+TARGETS=${TARGETS:-backend haproxy nginx sluice floor}
 BODY='hello, world\n'
 
 need_whole DURATION ROUNDS CONNS WARMUP WRK_THREADS
@@ -25,8 +28,9 @@ bench_init
 
 select_targets
 
-read -r ORIGIN_PORT HAPROXY_PORT NGINX_PORT SLUICE_PORT <<<"$(free_ports 4)"
-declare -A PORT=([backend]=$ORIGIN_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT)
+read -r ORIGIN_PORT HAPROXY_PORT NGINX_PORT SLUICE_PORT FLOOR_PORT <<<"$(free_ports 5)"
+declare -A PORT=([backend]=$ORIGIN_PORT [haproxy]=$HAPROXY_PORT [nginx]=$NGINX_PORT [sluice]=$SLUICE_PORT
+	[floor]=$FLOOR_PORT)
 declare -A PID=()
 
 # Everything is started once, before the first run, and stays up: each
@@ -38,6 +42,7 @@ for t in "${active[@]}"; do
 	haproxy) start_haproxy "$BENCH_TMP/haproxy" "${PORT[$t]}" "$ORIGIN_PORT" ;;
 	nginx) start_nginx_proxy "$BENCH_TMP/nginx" "${PORT[$t]}" "$ORIGIN_PORT" ;;
 	sluice) start_sluice "$BENCH_TMP/sluice" "${PORT[$t]}" "$ORIGIN_PORT" ;;
+	floor) start_floor "$BENCH_TMP/floor" "${PORT[$t]}" "$ORIGIN_PORT" ;;
 	*) continue ;;
 	esac
 	PID[$t]=$LAST_PID
@@ -66,6 +71,16 @@ done
 OUT=$(bench_out http) || exit 1
 bench_meta
 
+# sluice / floor, for information: the floor passes bytes and does nothing
+# else, so the ratio is what all of sluice's work per request costs on top.
+# Only when both ran; a skipped target's row already says why.
+floor_info=()
+if [ -n "${PID[floor]:-}" ]; then
+	floor_info+=(--meta "floor_bin=$(floor_bin)"
+		--note "floor: minimal epoll proxy (tests/bench/floor.c), passes requests unchanged, no header work")
+	[ -n "${PID[sluice]:-}" ] && floor_info+=(--info 'cpu_us|lower|floor|CPU per request')
+fi
+
 python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section http \
 	--title "HTTP keep-alive, 13-byte body: wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s, warm-up ${WARMUP}s, $ROUNDS rounds, medians" \
 	--targets "$TARGETS" --candidate sluice \
@@ -81,6 +96,7 @@ python3 "$BENCH_DIR/report.py" --runs "$RUNS" --out "$OUT" --section http \
 	--check 'rps|ge|1.1|haproxy|requests/s' \
 	--check 'p99_ms|le|1.0|haproxy|p99 latency' \
 	--compare nginx \
+	"${floor_info[@]}" \
 	--meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	--meta "duration_s=$DURATION" --meta "rounds=$ROUNDS" --meta "warmup_s=$WARMUP" \
 	--meta "connections=$CONNS" --meta "wrk_threads=$WRK_THREADS" \

@@ -171,7 +171,8 @@ need_cmd() {
 }
 
 # select_targets: the targets of TARGETS that can run, in `active`; a
-# sluice target without a binary is left out with its reason in SKIPPED.
+# sluice or floor target without a binary is left out with its reason in
+# SKIPPED.
 # The backend's own commands are the section's to check.
 select_targets() {
 	local t
@@ -190,7 +191,14 @@ select_targets() {
 				continue
 			fi
 			;;
-		*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice)" ;;
+		floor)
+			if ! floor_bin >/dev/null; then
+				bench_log "floor binary not found at $(floor_path): skipping the floor target (make bench builds it; or set FLOOR_BIN)"
+				SKIPPED[floor]="binary not found: $(floor_path)"
+				continue
+			fi
+			;;
+		*) bench_die "unknown target '$t' (known: backend haproxy nginx sluice floor)" ;;
 		esac
 		active+=("$t")
 	done
@@ -524,6 +532,42 @@ sluice_bin() {
 	local bin
 	bin=$(sluice_path)
 	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
+}
+
+# floor_path: where the floor binary (tests/bench/floor.c, built by
+# `make bench`) is expected: FLOOR_BIN; else tests/bench/floor under
+# SLUICE_BUILDDIR, or else next to SLUICE_BIN (the top of the build tree
+# that made it); else tests/bench/ itself, where an in-tree build puts it.
+floor_path() {
+	local bin
+	if [ -n "${FLOOR_BIN:-}" ]; then
+		bin=$FLOOR_BIN
+	elif [ -n "${SLUICE_BUILDDIR:-}" ]; then
+		bin=$SLUICE_BUILDDIR/tests/bench/floor
+	elif [ -n "${SLUICE_BIN:-}" ]; then
+		bin=$(dirname "$SLUICE_BIN")/tests/bench/floor
+	else
+		bin=$BENCH_DIR/floor
+	fi
+	realpath -m "$bin"
+}
+
+# floor_bin: absolute path of the binary, or failure when it is missing.
+floor_bin() {
+	local bin
+	bin=$(floor_path)
+	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
+}
+
+# start_floor DIR PORT BACKEND_PORT: the floor target, a single-threaded
+# epoll loop that passes HTTP/1.1 messages on unchanged (see floor.c). It has
+# no configuration and does no header work, whatever PROXY_HEADERS says.
+start_floor() {
+	local dir=$1 port=$2 bport=$3 bin
+	bin=$(floor_bin) || bench_die "floor binary not found: $(floor_path)"
+	mkdir -p "$dir"
+	spawn_listen floor "$port" "$dir/floor.log" "$dir/floor.log" \
+		"$bin" "$port" "$bport" || bench_die "floor did not start"
 }
 
 # start_sluice DIR PORT BACKEND_PORT [TUNNELS TUNNEL_S]: workers = 1. For

@@ -46,6 +46,8 @@ def parse_args():
     ap.add_argument("--merge-key")
     ap.add_argument("--skipped", action="append", default=[],
                     help="target=reason")
+    # a line printed under the table of medians, kept in the JSON "notes"
+    ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--meta", action="append", default=[], help="key=value")
     return ap.parse_args()
 
@@ -146,17 +148,19 @@ def main():
                           for i, c in enumerate(cells)))
         elif t in skipped:
             print(t.ljust(widths[0]) + "(skipped: " + skipped[t] + ")")
+    for note in args.note:
+        print("note: " + note)
 
     # Ratios: checked ones first, then the informational references.
     verdicts = []
     labels = {m["key"]: m["label"] for m in metrics}
     ratio_lines = checks + infos
     lw = max([16] + [len(c["label"]) for c in ratio_lines])
+    # References in the order: checked, compared, informational only (so an
+    # --info reference of its own, like http's floor, comes last).
     refs = []
-    for c in ratio_lines:
-        if c["reference"] not in refs:
-            refs.append(c["reference"])
-    for r in args.compare:
+    for r in [c["reference"] for c in checks] + args.compare \
+            + [c["reference"] for c in infos]:
         if r not in refs:
             refs.append(r)
     for ref in refs:
@@ -239,6 +243,8 @@ def main():
     result = {"section": args.section, "title": args.title, "meta": meta,
               "targets": targets, "skipped": skipped, "medians": summary,
               "ratios": verdicts, "runs": runs}
+    if args.note:
+        result["notes"] = args.note
     if limits:
         result["limits"] = bounds
     doc = result

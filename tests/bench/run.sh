@@ -19,8 +19,10 @@ usage() {
 	cat <<USAGE
 usage: $0 [SECTION...]    sections: $SECTIONS_KNOWN (default: all)
 environment: SLUICE_BIN (default $BENCH_DIR/../../sluice), DURATION (10),
-  ROUNDS (5), CONNS (64), WARMUP (2), TARGETS ("backend haproxy nginx sluice"),
-  BENCH_OUT (JSON path), PROXY_HEADERS (1), WRK_THREADS (1), BENCH_KEEP (0);
+  ROUNDS (5), CONNS (64), WARMUP (2), TARGETS ("backend haproxy nginx sluice";
+  http: "backend haproxy nginx sluice floor"), FLOOR_BIN (default
+  tests/bench/floor of the build tree), BENCH_OUT (JSON path),
+  PROXY_HEADERS (1), WRK_THREADS (1), BENCH_KEEP (0);
   ws: WS_CONNS (200), WS_SIZE (64), WS_THREADS (1), IDLE_CONNS (5000),
   IDLE_ROUNDS (3), IDLE_CONCURRENCY (100), IDLE_SETTLE (2), WS_PARTS ("echo idle"),
   SLUICE_NODE_MODULES (tests/integration);

@@ -35,13 +35,14 @@ need_whole DURATION ROUNDS CONNS WARMUP WRK_THREADS HS_CLIENTS
 if [ "$ROUNDS" -lt 1 ] || [ "$DURATION" -lt 1 ] || [ "$HS_CLIENTS" -lt 1 ]; then
 	bench_die "DURATION, ROUNDS and HS_CLIENTS must be at least 1"
 fi
-# TARGETS may be the list given to every section: the origin has no TLS
-# and nginx is not set up for it here, so those are left out.
+# TARGETS may be the list given to every section: the origin has no TLS,
+# nginx is not set up for it here and the floor (http only) has none, so
+# those are left out.
 tls_targets=
 for t in $TARGETS; do
 	case $t in
 	haproxy | sluice) tls_targets+="${tls_targets:+ }$t" ;;
-	backend | nginx) bench_log "tls section: target $t is not measured here (haproxy and sluice are)" ;;
+	backend | nginx | floor) bench_log "tls section: target $t is not measured here (haproxy and sluice are)" ;;
 	*) bench_die "unknown target '$t' (known for tls: haproxy sluice)" ;;
 	esac
 done
