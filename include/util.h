@@ -93,7 +93,8 @@ util_eq_nocase(const char *a, const char *b, size_t n)
  * Between util_clock_hold() and util_clock_release() (one I/O callback of a
  * conn, conn.c) the clock is read once, at the first call, and every later
  * call returns that instant: the steps of one callback take microseconds,
- * and reading the clock was a twelfth of sluice's user time per request.
+ * and reading the clock was a large share of sluice's user time per request
+ * (docs/performance.md, fifth session).
  * Holds nest; they are per thread.
  */
 uint64_t util_now_us(void);

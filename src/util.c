@@ -207,6 +207,7 @@ util_clock_hold(void)
 void
 util_clock_release(void)
 {
+	UTIL_ASSERT(clock_holds > 0);
 	if (--clock_holds == 0)
 		clock_held = 0;
 }

@@ -527,11 +527,14 @@ sluice_path() {
 	realpath -m "${SLUICE_BIN:-$BENCH_DIR/../../sluice}"
 }
 
+# executable PATH: prints PATH when it is an executable file, else fails.
+executable() {
+	[ -f "$1" ] && [ -x "$1" ] && echo "$1"
+}
+
 # sluice_bin: absolute path of the binary, or failure when it is missing.
 sluice_bin() {
-	local bin
-	bin=$(sluice_path)
-	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
+	executable "$(sluice_path)"
 }
 
 # floor_path: where the floor binary (tests/bench/floor.c, built by
@@ -554,9 +557,7 @@ floor_path() {
 
 # floor_bin: absolute path of the binary, or failure when it is missing.
 floor_bin() {
-	local bin
-	bin=$(floor_path)
-	[ -f "$bin" ] && [ -x "$bin" ] && echo "$bin"
+	executable "$(floor_path)"
 }
 
 # start_floor DIR PORT BACKEND_PORT: the floor target, a single-threaded

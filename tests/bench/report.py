@@ -156,11 +156,14 @@ def main():
     labels = {m["key"]: m["label"] for m in metrics}
     ratio_lines = checks + infos
     lw = max([16] + [len(c["label"]) for c in ratio_lines])
-    # References in the order: checked, compared, informational only (so an
-    # --info reference of its own, like http's floor, comes last).
+    # References in the order: checked, informational "best(...)" ones (the
+    # headline of a section without checks), compared, then any other
+    # informational one (a target of its own, like http's floor), last.
+    info_refs = [c["reference"] for c in infos]
     refs = []
-    for r in [c["reference"] for c in checks] + args.compare \
-            + [c["reference"] for c in infos]:
+    for r in [c["reference"] for c in checks] \
+            + [r for r in info_refs if best_of(r) is not None] + args.compare \
+            + info_refs:
         if r not in refs:
             refs.append(r)
     for ref in refs:

@@ -3,6 +3,7 @@
  * the clock held through one callback.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,10 +115,21 @@ pass_time(void)
 	nanosleep(&ts, NULL);
 }
 
+/* In a thread that holds nothing: how far the clock moved over pass_time(). */
+static void *
+other_thread_clock(void *arg)
+{
+	uint64_t t0 = util_now_us();
+
+	pass_time();
+	*(uint64_t *)arg = util_now_us() - t0;
+	return NULL;
+}
+
 static void
 test_clock_hold(void **state)
 {
-	uint64_t t0, t1, t2;
+	uint64_t t0, t1, t2, t3;
 
 	(void)state;
 	/* Unheld, every call reads the clock. */
@@ -138,9 +150,23 @@ test_clock_hold(void **state)
 	assert_int_equal(util_now_us(), t1);
 	util_clock_release();
 
+	/* A hold is the holding thread's own: another thread's clock moves. */
+	util_clock_hold();
+	t3 = util_now_us();
+	{
+		pthread_t th;
+		uint64_t moved = 0;
+
+		assert_int_equal(pthread_create(&th, NULL, other_thread_clock, &moved), 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		assert_true(moved >= 2000);
+	}
+	assert_int_equal(util_now_us(), t3);
+	util_clock_release();
+
 	/* Released: the clock moves again, and a new hold reads it afresh. */
 	t2 = util_now_us();
-	assert_true(t2 >= t1 + 4000);
+	assert_true(t2 >= t3 + 2000 && t3 >= t1 + 4000);
 	pass_time();
 	util_clock_hold();
 	assert_true(util_now_us() >= t2 + 2000);
