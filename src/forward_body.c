@@ -23,36 +23,46 @@
 #include "util.h"
 #include "worker.h"
 
+/*
+ * Move body b from `from`'s input to `to`'s output, counting the bytes in
+ * *count, until the input is empty, the body is done, or the output is
+ * backlogged, when reading `from` pauses until `to` drains. Stopping at any
+ * other point could strand input: a flush that empties the output brings no
+ * drained callback to resume the move.
+ */
+static enum http_body_result
+relay_body(struct session *s, struct http_body_state *b, struct conn *from, struct conn *to,
+		uint64_t *count)
+{
+	enum http_body_result r = HTTP_BODY_MORE;
+
+	do {
+		size_t olen = evbuffer_get_length(to->out);
+		uint64_t before = b->moved;
+
+		if (olen >= RELAY_HWM) {
+			conn_read_disable(from);
+			break;
+		}
+		r = http_body_move(b, from->in, to->out, RELAY_HWM - olen);
+		conn_flush(to);
+		if (b->moved == before)
+			break;
+		*count += b->moved - before;
+		session_progress(s);
+	} while (r == HTTP_BODY_MORE && evbuffer_get_length(from->in) > 0);
+	return r;
+}
+
 void
 forward_client_readable(struct session *s)
 {
 	struct exchange *ex = &s->ex;
-	struct evbuffer *in, *out;
-	uint64_t before;
 	enum http_body_result r;
 
 	if (ex->req_read || ex->up == NULL || !ex->up->connected)
 		return;
-	in = s->c->in;
-	out = ex->up->c->out;
-	/* Move until the client's input is empty or the server's output is
-	 * backlogged: a flush that empties the output brings no drained
-	 * callback, so stopping earlier could leave input nobody moves. */
-	do {
-		size_t olen = evbuffer_get_length(out);
-
-		if (olen >= RELAY_HWM) {
-			conn_read_disable(s->c);
-			return;
-		}
-		before = ex->req_body.moved;
-		r = http_body_move(&ex->req_body, in, out, RELAY_HWM - olen);
-		conn_flush(ex->up->c);
-		if (ex->req_body.moved == before)
-			break;
-		ex->bytes_in += ex->req_body.moved - before;
-		session_progress(s);
-	} while (r == HTTP_BODY_MORE && evbuffer_get_length(in) > 0);
+	r = relay_body(s, &ex->req_body, s->c, ex->up->c, &ex->bytes_in);
 	switch (r) {
 	case HTTP_BODY_ERROR:
 		log_info("s%llu %s: bad request body: %s", SID(s),
@@ -69,7 +79,7 @@ forward_client_readable(struct session *s)
 	case HTTP_BODY_MORE:
 		break;
 	}
-	if (s->client_eof && evbuffer_get_length(in) == 0) {
+	if (s->client_eof && evbuffer_get_length(s->c->in) == 0) {
 		/* The client closed before the end of its body. */
 		session_abort(s, TERM_CLIENT_CLOSED);
 	}
@@ -118,9 +128,7 @@ forward_response_body(struct session *s)
 {
 	struct exchange *ex = &s->ex;
 	struct evbuffer *in = ex->up->c->in;
-	struct evbuffer *out = s->c->out;
-	uint64_t before;
-	enum http_body_result r = HTTP_BODY_MORE;
+	enum http_body_result r;
 
 	if (ex->learn_sid_poll) {
 		if (!learn_sid_from_body(s, in) && !ex->up_eof) {
@@ -130,23 +138,7 @@ forward_response_body(struct session *s)
 		ex->learn_sid_poll = false;
 	}
 
-	/* As for the request body: move until the input is empty or the
-	 * client's output is backlogged. */
-	do {
-		size_t olen = evbuffer_get_length(out);
-
-		if (olen >= RELAY_HWM) {
-			conn_read_disable(ex->up->c);
-			break;
-		}
-		before = ex->resp_body.moved;
-		r = http_body_move(&ex->resp_body, in, out, RELAY_HWM - olen);
-		conn_flush(s->c);
-		if (ex->resp_body.moved == before)
-			break;
-		ex->bytes_out += ex->resp_body.moved - before;
-		session_progress(s);
-	} while (r == HTTP_BODY_MORE && evbuffer_get_length(in) > 0);
+	r = relay_body(s, &ex->resp_body, ex->up->c, s->c, &ex->bytes_out);
 	switch (r) {
 	case HTTP_BODY_ERROR:
 		log_warn("s%llu %s: bad response body from server %s/%s: %s", SID(s),
