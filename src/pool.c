@@ -257,8 +257,8 @@ pool_note_unusable(struct config_pool *pool)
 	unsigned long long n = atomic_fetch_add(&p->no_server, 1) + 1;
 	unsigned long long now = util_now_us() / 1000, last = atomic_load(&p->no_server_log_ms);
 
-	/* One worker wins the second's log line; the others only count. */
-	/* now may be a little older than another worker's last (a clock held
+	/* One worker wins the second's log line; the others only count. now
+	 * may be a little older than another worker's last (a clock held
 	 * through a callback, util.h): compared so that it cannot wrap. */
 	if ((last == 0 || now >= last + 1000) &&
 	    atomic_compare_exchange_strong(&p->no_server_log_ms, &last, now)) {
