@@ -83,14 +83,16 @@ listener_on(const struct config *cfg, const struct config_listener *l)
  * The sockets of n's listeners for every worker. A listener on an address
  * the running generation listens on keeps its sockets, and the connections
  * queued on them (listeners_apply_backlogs sets a changed backlog once the
- * reload is committed); a new address gets
- * a socket per worker. NULL with err set when one cannot be opened: nothing
- * changes then.
+ * reload is committed); a new address, and every address at start-up (no
+ * m->lsocks yet), gets a socket per worker. NULL with err set when one
+ * cannot be opened: nothing stays open and nothing changes then.
  */
 static struct lsock **
 listeners_plan(const struct main_state *m, const struct config *n, char *err, size_t errlen)
 {
-	size_t nl = n->nlisteners, ol = m->cfg->nlisteners, total = (size_t)m->nworkers * nl;
+	const struct config *o = m->lsocks != NULL ? m->cfg : NULL;
+	size_t nl = n->nlisteners, ol = o != NULL ? o->nlisteners : 0;
+	size_t total = (size_t)m->nworkers * nl;
 	struct lsock **tab = calloc(total ? total : 1, sizeof(*tab));
 
 	if (tab == NULL) {
@@ -99,7 +101,7 @@ listeners_plan(const struct main_state *m, const struct config *n, char *err, si
 	}
 	for (size_t j = 0; j < nl; j++) {
 		const struct config_listener *l = &n->listeners[j];
-		size_t k = listener_on(m->cfg, l);
+		size_t k = o != NULL ? listener_on(o, l) : 0;
 
 		for (unsigned w = 0; w < m->nworkers; w++) {
 			struct lsock **slot = &tab[(size_t)w * nl + j];
@@ -306,31 +308,6 @@ worker_done_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(m->base, NULL);
 }
 
-/* One socket per listener and worker, into m->lsocks; on failure nothing stays open. */
-static int
-open_listeners(struct main_state *m)
-{
-	char err[512];
-	size_t nl = m->cfg->nlisteners, n = (size_t)m->nworkers * nl;
-
-	m->lsocks = calloc(n ? n : 1, sizeof(*m->lsocks));
-	if (m->lsocks == NULL) {
-		log_error("out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int fd = listener_open(&m->cfg->listeners[i % nl], err, sizeof(err));
-
-		if (fd < 0 || (m->lsocks[i] = lsock_new(fd)) == NULL) {
-			log_error("%s", fd < 0 ? err : "out of memory");
-			lsock_table_free(m->lsocks, n);
-			m->lsocks = NULL;
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static const struct timeval expire_interval = { .tv_sec = 1, .tv_usec = 0 };
 
 int
@@ -420,8 +397,10 @@ main(int argc, char **argv)
 	 * main loop gets while the workers start. */
 	if (dns_start(m.base, cfg) < 0)
 		goto out;
-	if (open_listeners(&m) < 0)
+	if ((m.lsocks = listeners_plan(&m, cfg, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
 		goto out;
+	}
 	for (unsigned i = 0; i < m.nworkers; i++) {
 		m.workers[i] = worker_new(i, cfg, m.lsocks + (size_t)i * cfg->nlisteners);
 		if (m.workers[i] == NULL) {

@@ -145,11 +145,22 @@ test('-t: duplicate server name in a pool -> exit 1 with FILE:LINE of the duplic
 	assertConfigError(text, '# dup', /\ba\b|dup/i);
 });
 
-test('-c with a bad config exits 1 without listening', async (t) => {
-	const dir = tempDir(t);
-	const port = await freePort();
-	const text = GOOD(port).replace('log_level = info\n', 'log_level = info\nbogus_option = 1\n');
-	const file = path.join(dir, 'bad.conf');
+/** Whether a TCP connect to port is refused. */
+function refused(port) {
+	return new Promise((r) => {
+		const s = net.connect({ host: '127.0.0.1', port });
+		s.once('connect', () => { s.destroy(); r(false); });
+		s.once('error', (e) => r(e.code === 'ECONNREFUSED'));
+	});
+}
+
+/**
+ * Run sluice -c on text, which must make it exit: its exit code and stderr.
+ * One still running after 5 s is killed and fails the test, saying whether
+ * it was listening on port.
+ */
+async function runToExit(t, text, port) {
+	const file = path.join(tempDir(t), 'sluice.conf');
 	fs.writeFileSync(file, text);
 	const proc = trackProcess(spawn(SLUICE_BIN, ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] }));
 	let stderr = '';
@@ -159,23 +170,33 @@ test('-c with a bad config exits 1 without listening', async (t) => {
 		new Promise((r) => setTimeout(r, 5000 * SLOW, null).unref()),
 	]);
 	if (!exit) {
-		// Still running: it must not be listening either; then stop it.
-		const accepted = await new Promise((r) => {
-			const s = net.connect({ host: '127.0.0.1', port });
-			s.once('connect', () => { s.destroy(); r(true); });
-			s.once('error', () => r(false));
-		});
+		const listening = !(await refused(port));
 		process.kill(proc.pid, 'SIGKILL');
-		assert.fail(`sluice -c with a bad config kept running (listening: ${accepted})`);
+		assert.fail(`sluice -c kept running (listening: ${listening})`);
 	}
-	assert.equal(exit.code, 1, `exit code; stderr:\n${stderr}`);
+	return { code: exit.code, stderr, file };
+}
+
+test('-c with a bad config exits 1 without listening', async (t) => {
+	const port = await freePort();
+	const text = GOOD(port).replace('log_level = info\n', 'log_level = info\nbogus_option = 1\n');
+	const { code, stderr, file } = await runToExit(t, text, port);
+	assert.equal(code, 1, `exit code; stderr:\n${stderr}`);
 	assert.match(stderr, new RegExp(`${escapeRe(file)}:${lineOf(text, 'bogus_option')}: `));
-	const refused = await new Promise((r) => {
-		const s = net.connect({ host: '127.0.0.1', port });
-		s.once('connect', () => { s.destroy(); r(false); });
-		s.once('error', (e) => r(e.code === 'ECONNREFUSED'));
-	});
-	assert.ok(refused, 'nothing listens on the configured port');
+	assert.ok(await refused(port), 'nothing listens on the configured port');
+});
+
+test('-c with a listener whose address is taken exits 1 naming it', async (t) => {
+	const port = await freePort();
+	// Someone else holds the second listener's address (without SO_REUSEPORT).
+	const taken = net.createServer();
+	await new Promise((r) => taken.listen(0, '127.0.0.1', r));
+	t.after(() => taken.close());
+	const busy = taken.address().port;
+	const text = GOOD(port).replace('pool "p"', `listener "second" { address = "127.0.0.1:${busy}" }\npool "p"`);
+	const { code, stderr } = await runToExit(t, text, port);
+	assert.equal(code, 1, `exit code; stderr:\n${stderr}`);
+	assert.match(stderr, new RegExp(`listener "second": bind\\(127\\.0\\.0\\.1:${busy}\\) failed: Address already in use`));
 });
 
 test('-t on a missing file exits 1', () => {
