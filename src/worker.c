@@ -140,8 +140,8 @@ struct worker_handover {
 	struct lsock *socks[];
 };
 
-static void
-handover_free(struct worker_handover *h)
+void
+worker_handover_free(struct worker_handover *h)
 {
 	if (h == NULL)
 		return;
@@ -168,6 +168,22 @@ listener_wrap(struct worker *w, int fd)
 	if (w->accept_paused)
 		evconnlistener_disable(l);
 	return l;
+}
+
+/*
+ * Stop accepting and let go of the sockets; each closes with its last
+ * reference (main.c holds one until it stops).
+ */
+static void
+listeners_release(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i] != NULL)
+			evconnlistener_free(w->listeners[i]);
+		w->listeners[i] = NULL;
+		lsock_unref(w->lsocks[i]);
+		w->lsocks[i] = NULL;
+	}
 }
 
 /*
@@ -242,7 +258,7 @@ take_next_config(struct worker *w)
 	if (h == NULL)
 		return;
 	if (w->stopping) {
-		handover_free(h);
+		worker_handover_free(h);
 		return;
 	}
 	next = h->cfg;
@@ -283,7 +299,7 @@ take_next_config(struct worker *w)
 		goto nomem;
 	w->cfg = next;
 	h->cfg = NULL;
-	handover_free(h);
+	worker_handover_free(h);
 	config_unref(old);
 	log_debug("worker %u: new configuration generation", w->id);
 	return;
@@ -299,7 +315,7 @@ nomem:
 		struct worker_handover *none = NULL;
 
 		if (!atomic_compare_exchange_strong(&w->next, &none, h))
-			handover_free(h);
+			worker_handover_free(h);
 	}
 }
 
@@ -332,14 +348,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	w->stopping = true;
-	/* The socket closes with its last reference (main.c lets go too). */
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i] != NULL)
-			evconnlistener_free(w->listeners[i]);
-		w->listeners[i] = NULL;
-		lsock_unref(w->lsocks[i]);
-		w->lsocks[i] = NULL;
-	}
+	listeners_release(w);
 	upstream_close_idle(w);
 	/* session_drain() may close s, which moves it to the dead list. */
 	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
@@ -380,11 +389,7 @@ worker_free(struct worker *w)
 
 	if (w == NULL)
 		return;
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i] != NULL)
-			evconnlistener_free(w->listeners[i]);
-		lsock_unref(w->lsocks[i]);
-	}
+	listeners_release(w);
 	free(w->listeners);
 	free(w->lsocks);
 	/* Sessions closed in the loop's last turn wait on the dead list. */
@@ -419,7 +424,7 @@ worker_free(struct worker *w)
 		event_base_free(w->base);
 	if (w->cfg != NULL)
 		config_unref(w->cfg);
-	handover_free(atomic_exchange(&w->next, NULL));
+	worker_handover_free(atomic_exchange(&w->next, NULL));
 	free(w);
 }
 
@@ -524,18 +529,12 @@ worker_handover_new(struct config *cfg, struct lsock *const *socks)
 }
 
 void
-worker_handover_free(struct worker_handover *h)
-{
-	handover_free(h);
-}
-
-void
 worker_reload(struct worker *w, struct worker_handover *h)
 {
 	char c = 'r';
 
 	/* A generation not taken yet is simply replaced. */
-	handover_free(atomic_exchange(&w->next, h));
+	worker_handover_free(atomic_exchange(&w->next, h));
 	while (write(w->notify[1], &c, 1) < 0 && errno == EINTR)
 		;
 }
