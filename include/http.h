@@ -115,6 +115,7 @@ struct http_head {
 	bool expect_continue;		/* Expect: 100-continue */
 	bool upgrade;			/* Connection lists "upgrade" and Upgrade is present */
 	bool upgrade_field;		/* an Upgrade field is present (any version) */
+	bool conn_lists_fields;		/* Connection lists more than close, keep-alive, upgrade */
 	const char *host;		/* Host value, or NULL */
 	size_t host_len;
 	const char *error;		/* static text saying what was wrong, on failure */
@@ -159,7 +160,7 @@ enum http_status http_parse_request(struct http_head *h, const char *data, size_
 
 /*
  * The same, with every head cut by llhttp: the reference that the direct
- * split of common heads must agree with (tests/unit/test_http.c holds
+ * split of common heads must agree with (tests/unit/test_http_diff.c holds
  * them to it).
  */
 enum http_status http_parse_request_llhttp(struct http_head *h, const char *data, size_t len,
@@ -176,6 +177,14 @@ enum http_status http_parse_request_llhttp(struct http_head *h, const char *data
  * value even where the body is NONE (HEAD). h->method is -1.
  */
 enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, unsigned max_headers, int req_method) HTTP_WUR;
+
+/*
+ * The same, with the field lines always checked and split in two passes:
+ * the reference that the one-pass split of common heads must agree with
+ * (tests/unit/test_http_diff.c holds them to it).
+ */
+enum http_status http_parse_response_split(struct http_head *h, const char *data, size_t len,
 		struct http_header *headers, unsigned max_headers, int req_method) HTTP_WUR;
 
 /*

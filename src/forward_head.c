@@ -120,8 +120,7 @@ struct conn_fields {
 };
 
 /* Whether a Connection value lists only the options every peer uses
- * (close, keep-alive, upgrade): then it names no field to strip, and the
- * per-field check can be skipped, as it is for almost every message. */
+ * (close, keep-alive, upgrade): then it names no field to strip. */
 static bool
 connection_options_only(const char *v, size_t vlen)
 {
@@ -134,10 +133,14 @@ connection_options_only(const char *v, size_t vlen)
 	return true;
 }
 
+/* The Connection fields of h that name fields to strip. The parser has
+ * said whether there is any, and in almost every message there is none. */
 static void
 conn_fields_collect(struct conn_fields *cf, const struct http_head *h)
 {
 	cf->n = 0;
+	if (!h->conn_lists_fields)
+		return;
 	for (size_t i = 0; i < h->nheaders && cf->n < MAX_CONNECTION_FIELDS; i++)
 		if (h->headers[i].id == HTTP_F_CONNECTION &&
 		    !connection_options_only(h->headers[i].value, h->headers[i].value_len))
@@ -181,6 +184,47 @@ put_field(struct wbuf *b, const struct http_header *hd)
 	PUTS(b, ": ");
 	put(b, hd->value, hd->value_len);
 	PUTS(b, "\r\n");
+}
+
+/*
+ * A run of kept field lines already in the shape put_field() writes: they
+ * leave as one copy of the head's own bytes.
+ */
+struct field_run {
+	const char *start, *end;
+};
+
+/* "name: value" CRLF as received: one SP after the colon (which the parser
+ * has checked follows the name) and no whitespace after the value. */
+static inline bool
+field_plain(const struct http_header *hd)
+{
+	return hd->value == hd->name + hd->name_len + 2 && hd->name[hd->name_len + 1] == ' ' &&
+		hd->value[hd->value_len] == '\r';
+}
+
+static inline void
+run_flush(struct wbuf *b, struct field_run *run)
+{
+	if (run->end != run->start)
+		put(b, run->start, (size_t)(run->end - run->start));
+	run->start = run->end = NULL;
+}
+
+/* Write a kept field: extend the run when it follows it in the head. */
+static inline void
+put_kept(struct wbuf *b, struct field_run *run, const struct http_header *hd)
+{
+	if (!field_plain(hd)) {
+		run_flush(b, run);
+		put_field(b, hd);
+		return;
+	}
+	if (hd->name != run->end) {
+		run_flush(b, run);
+		run->start = hd->name;
+	}
+	run->end = hd->value + hd->value_len + 2;
 }
 
 static int
@@ -243,6 +287,7 @@ forward_build_request(struct session *s, const struct http_head *h,
 {
 	struct exchange *ex = &s->ex;
 	struct conn_fields cf;
+	struct field_run run = { NULL, NULL };
 	struct wbuf b;
 	size_t cap;
 	bool xff = false, xrid = false;
@@ -323,8 +368,9 @@ forward_build_request(struct session *s, const struct http_head *h,
 		case HDR_FRAMING:
 			break;
 		}
-		put_field(&b, hd);
+		put_kept(&b, &run, hd);
 	}
+	run_flush(&b, &run);
 	if (t->absolute) {
 		PUTS(&b, "Host: ");
 		put(&b, t->host, t->host_len);
@@ -405,6 +451,7 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 	struct exchange *ex = &s->ex;
 	struct evbuffer *out = s->c->out;
 	struct conn_fields cf;
+	struct field_run run = { NULL, NULL };
 	struct evbuffer_iovec v;
 	struct wbuf b;
 	char status[8];
@@ -464,8 +511,9 @@ write_response_head(struct session *s, const struct http_head *r, bool final, bo
 		default:
 			break;
 		}
-		put_field(&b, hd);
+		put_kept(&b, &run, hd);
 	}
+	run_flush(&b, &run);
 	if (hsts > 0) {
 		char sts[64];
 		int n = snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%u\r\n", hsts);

@@ -33,14 +33,14 @@ struct parse_ctx {
 	bool in_value;			/* and its value has begun */
 	bool is_request;
 	bool direct;			/* a request split without llhttp */
-	bool name_checked;		/* split_fields() saw the name is tchar up to ':' */
+	bool name_checked;		/* the splitter saw the name is tchar up to ':' */
 	enum http_status status;	/* set by a callback that stops llhttp */
 	const char *error;
 
 	/* Derived while headers complete, so the list is walked only once. */
 	unsigned n_cl, n_te, n_host;
 	bool te_seen_chunked, te_last_chunked, te_other, te_empty;
-	bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade;
+	bool conn_close, conn_keep_alive, conn_upgrade, conn_other, has_upgrade;
 };
 
 static int fail(struct parse_ctx *c, enum http_status st, const char *error)
@@ -112,7 +112,8 @@ static int parse_transfer_encoding(struct parse_ctx *c, const char *v, size_t n)
 	return 0;
 }
 
-/* One pass over a Connection value for the three options that matter. */
+/* One pass over a Connection value for the three options that matter, and
+ * whether it lists anything else (field names the proxy must strip). */
 static void parse_connection(struct parse_ctx *c, const char *v, size_t n)
 {
 	size_t i = 0;
@@ -134,6 +135,8 @@ static void parse_connection(struct parse_ctx *c, const char *v, size_t n)
 			c->conn_keep_alive = true;
 		else if (IEQ(v + s, e - s, "upgrade"))
 			c->conn_upgrade = true;
+		else if (e > s)
+			c->conn_other = true;
 	}
 }
 
@@ -625,14 +628,64 @@ static enum http_status split_fields(struct parse_ctx *c, const char *data, size
 		hd->value_len = (size_t)(eol - v);
 		if (header_finish(c) != 0)
 			return head_fail(h, c->status, c->error);
-		if (c->direct && (hd->id == HTTP_F_CONTENT_LENGTH ||
-				hd->id == HTTP_F_TRANSFER_ENCODING || hd->id == HTTP_F_CONNECTION ||
-				hd->id == HTTP_F_UPGRADE || hd->id == HTTP_F_PROXY) &&
-				!plain_special(hd, colon, eol))
-			return HTTP_BAD;
 		p = eol + 2;
 	}
 	return HTTP_OK;
+}
+
+/*
+ * check_field_block() and split_fields() in one pass, for the shape nearly
+ * every head has: each line a tchar name, a colon, optional whitespace, a
+ * value with no CTL but HTAB, and CRLF. Each line's CR is found by the same
+ * scan that refuses the bytes check_field_block() refuses, so the block is
+ * read once. Whatever else this meets (a line not starting with a name and
+ * a colon, a forbidden byte, too many fields, a field header_finish()
+ * refuses, and on a request's direct path a framing, Connection, Upgrade
+ * or Proxy- field not in its plain shape) makes it give up, and the caller
+ * parses the head again the two-pass way (or through llhttp), which has
+ * the final word and the exact error.
+ */
+static bool split_plain(struct parse_ctx *c, const char *data, size_t off, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)data + off;
+	const unsigned char *end = (const unsigned char *)data + len - 2;
+	struct http_head *h = c->h;
+
+	c->name_checked = true;
+	while (p < end) {
+		const unsigned char *q = p, *v, *eol;
+		struct http_header *hd = &h->headers[h->nheaders];
+
+		/* A line starting with whitespace (obs-fold) or CR (an empty
+		 * line inside the head) has no name: given up here. */
+		while (IS(*q, C_TCHAR))
+			q++;
+		if (*q != ':' || q == p || h->nheaders >= c->max_headers)
+			return false;
+		v = q + 1;
+		while (IS(*v, C_OWS))
+			v++;
+		for (eol = v;; eol++) {
+			eol = find_special(eol, end);
+			if (eol == end || *eol != '\t')
+				break;
+		}
+		if (eol == end || *eol != '\r' || eol[1] != '\n')
+			return false;
+		hd->name = (const char *)p;
+		hd->name_len = (size_t)(q - p);
+		hd->value = (const char *)v;
+		hd->value_len = (size_t)(eol - v);
+		if (header_finish(c) != 0)
+			return false;
+		if (c->direct && (hd->id == HTTP_F_CONTENT_LENGTH ||
+				hd->id == HTTP_F_TRANSFER_ENCODING || hd->id == HTTP_F_CONNECTION ||
+				hd->id == HTTP_F_UPGRADE || hd->id == HTTP_F_PROXY) &&
+				!plain_special(hd, (const char *)q, (const char *)eol))
+			return false;
+		p = eol + 2;
+	}
+	return true;
 }
 
 static void ctx_init(struct parse_ctx *c, struct http_head *h, unsigned max_headers,
@@ -707,19 +760,20 @@ static enum http_status parse_request(struct http_head *h, const char *data, siz
 	if (direct && (h->uri[0] != '/' ||
 			(m = common_method(h->method_str, h->method_len)) < 0))
 		return HTTP_BAD;
-	err = check_field_block(data, off, len);
-	if (err)
-		return head_fail(h, HTTP_BAD, err);
 	ctx_init(&c, h, lim->max_headers, true);
 	if (direct) {
 		c.direct = true;
-		st = split_fields(&c, data, off, len);
+		if (!split_plain(&c, data, off, len))
+			return HTTP_BAD;
 		h->method = m;
 	} else {
+		err = check_field_block(data, off, len);
+		if (err)
+			return head_fail(h, HTTP_BAD, err);
 		st = run_llhttp(&c, HTTP_REQUEST, data, len);
+		if (st != HTTP_OK)
+			return st;
 	}
-	if (st != HTTP_OK)
-		return st;
 
 	if (c.n_host == 0 && h->version_minor == 1)
 		return head_fail(h, HTTP_BAD, "missing Host");
@@ -742,6 +796,7 @@ static enum http_status parse_request(struct http_head *h, const char *data, siz
 		h->body = HTTP_BODY_NONE;
 	}
 	h->upgrade_field = c.has_upgrade;
+	h->conn_lists_fields = c.conn_other;
 	if (h->version_minor == 1) {
 		h->keep_alive = !c.conn_close;
 		h->upgrade = c.conn_upgrade && c.has_upgrade;
@@ -754,7 +809,7 @@ static enum http_status parse_request(struct http_head *h, const char *data, siz
 }
 
 /*
- * llhttp re-cuts lines that check_field_block() has already made simple:
+ * llhttp would only re-cut the lines split_plain() cuts as it checks them:
  * for the common methods it is skipped, and only a head refused that way
  * meets llhttp, for the final verdict.
  */
@@ -772,8 +827,15 @@ enum http_status http_parse_request_llhttp(struct http_head *h, const char *data
 	return parse_request(h, data, len, headers, lim, false);
 }
 
-enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
-		struct http_header *headers, unsigned max_headers, int req_method)
+/*
+ * One attempt at a response head. A server's head is never given to
+ * llhttp, which would only cut the same lines again: with plain set, the
+ * field lines are checked and split in one pass (split_plain), and any head
+ * that refuses is parsed again without it, in two passes that give the
+ * verdict and the words of a refusal.
+ */
+static enum http_status parse_response(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, unsigned max_headers, int req_method, bool plain)
 {
 	struct parse_ctx c;
 	enum http_status st;
@@ -786,15 +848,18 @@ enum http_status http_parse_response(struct http_head *h, const char *data, size
 	st = status_line_parse(h, data, len, &off);
 	if (st != HTTP_OK)
 		return st;
-	err = check_field_block(data, off, len);
-	if (err)
-		return head_fail(h, HTTP_BAD, err);
-	/* A server's head is split directly: llhttp would only cut the same
-	 * lines again, at a quarter of the cost of a whole exchange's parsing. */
 	ctx_init(&c, h, max_headers, false);
-	st = split_fields(&c, data, off, len);
-	if (st != HTTP_OK)
-		return st;
+	if (plain) {
+		if (!split_plain(&c, data, off, len))
+			return HTTP_BAD;
+	} else {
+		err = check_field_block(data, off, len);
+		if (err)
+			return head_fail(h, HTTP_BAD, err);
+		st = split_fields(&c, data, off, len);
+		if (st != HTTP_OK)
+			return st;
+	}
 
 	h->host = NULL;
 	h->host_len = 0;
@@ -814,6 +879,7 @@ enum http_status http_parse_response(struct http_head *h, const char *data, size
 			: c.conn_keep_alive && !c.conn_close;
 	h->upgrade = h->version_minor == 1 && c.conn_upgrade && c.has_upgrade;
 	h->upgrade_field = c.has_upgrade;
+	h->conn_lists_fields = c.conn_other;
 
 	if (req_method == HTTP_HEAD || h->status < 200 || h->status == 204 ||
 			h->status == 304 ||
@@ -833,4 +899,18 @@ enum http_status http_parse_response(struct http_head *h, const char *data, size
 		h->keep_alive = false;
 	}
 	return HTTP_OK;
+}
+
+enum http_status http_parse_response(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, unsigned max_headers, int req_method)
+{
+	if (parse_response(h, data, len, headers, max_headers, req_method, true) == HTTP_OK)
+		return HTTP_OK;
+	return parse_response(h, data, len, headers, max_headers, req_method, false);
+}
+
+enum http_status http_parse_response_split(struct http_head *h, const char *data, size_t len,
+		struct http_header *headers, unsigned max_headers, int req_method)
+{
+	return parse_response(h, data, len, headers, max_headers, req_method, false);
 }

@@ -81,6 +81,50 @@ test('response hop-by-hop headers are not relayed', async (t) => {
 	assert.equal(res.headers['x-end-to-end'], 'yes');
 });
 
+// Kept field lines leave as "name: value" CRLF, in their order, whether
+// they came in that shape (copied as they are) or not (rewritten), with
+// dropped fields between them, also between two copied ones (Q-D and Q-E,
+// R-E and R-F), where a run of copied lines must end.
+test('kept field lines are forwarded in order, each as "name: value", both ways', async (t) => {
+	let head = null;
+	const raw = await startRawServer(async (sock) => {
+		head = (await readHead(sock)).head;
+		sock.end('HTTP/1.1 200 OK\r\n'
+			+ 'R-A: 1\r\n'
+			+ 'R-B:2\r\n'
+			+ 'Connection: close, R-Hop\r\n'
+			+ 'R-Hop: x\r\n'
+			+ 'R-C: 3  \r\n'
+			+ 'R-D:\t 4\r\n'
+			+ 'R-E: 5\r\n'
+			+ 'R-Hop: y\r\n'
+			+ 'R-F: 6\r\n'
+			+ 'R-G:\r\n'
+			+ 'Content-Length: 2\r\n'
+			+ '\r\nok');
+	}, { t });
+	const s = await startSluice({ backends: [raw], t });
+	const r = await rawRequest(s.port, 'GET /x HTTP/1.1\r\n'
+		+ 'Host: order.test\r\n'
+		+ 'Q-A: 1\r\n'
+		+ 'Q-B:  2\r\n'
+		+ 'Keep-Alive: timeout=9\r\n'
+		+ 'Q-C: 3\t\r\n'
+		+ 'Q-D: 4\r\n'
+		+ 'TE: trailers\r\n'
+		+ 'Q-E: five, 5\r\n'
+		+ 'Q-F:\r\n'
+		+ '\r\n', { expectResponses: 1 });
+	const [res] = r.responses;
+	assert.equal(res?.status, 200, r.text);
+	const fields = (text, prefix) => text.split('\r\n').filter((l) => l.startsWith(prefix));
+	assert.deepEqual(fields(head, 'Q-'), ['Q-A: 1', 'Q-B: 2', 'Q-C: 3', 'Q-D: 4', 'Q-E: five, 5', 'Q-F: ']);
+	assert.match(head, /\r\nHost: order\.test\r\nQ-A: 1\r\nQ-B: 2\r\nQ-C: 3\r\nQ-D: 4\r\nQ-E: five, 5\r\nQ-F: \r\n/);
+	const resHead = r.text.slice(0, r.text.indexOf('\r\n\r\n') + 2);
+	assert.deepEqual(fields(resHead, 'R-'), ['R-A: 1', 'R-B: 2', 'R-C: 3', 'R-D: 4', 'R-E: 5', 'R-F: 6', 'R-G: ']);
+	assert.match(resHead, /\r\nR-C: 3\r\nR-D: 4\r\nR-E: 5\r\nR-F: 6\r\nR-G: \r\nContent-Length: 2\r\n/);
+});
+
 test('X-Forwarded-For is set to the client address', async (t) => {
 	const { json } = await echoVia(t, 'GET /echo HTTP/1.1\r\nHost: xff.test\r\n\r\n');
 	assert.equal(json.headers['x-forwarded-for'], '127.0.0.1');

@@ -1,7 +1,8 @@
 /*
  * Unit tests for http*.c: head finding, strict request and response parsing
  * (one test per request-smuggling vector), and chunked/length body framing
- * fed at every byte boundary. Links http*.c and llhttp only.
+ * fed at every byte boundary. Links http*.c and llhttp only. The
+ * differential tests of the one-pass split are test_http_diff.c's.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1402,123 +1403,28 @@ static void test_upgrade_field(void **state)
 	assert_false(h.upgrade);
 }
 
-/* ------------------------------------------------ direct split vs llhttp */
-
-static uint64_t rnd_state = 0x2545f4914f6cdd1dULL;
-
-/* xorshift64: the same heads on every run. */
-static unsigned rnd(unsigned n)
+/* conn_lists_fields: a Connection field names something other than the
+ * three options, so the rewriters must look for fields to strip. */
+static void test_conn_lists_fields(void **state)
 {
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return (unsigned)(rnd_state % n);
-}
-
-#define PICK(a) (a)[rnd(sizeof(a) / sizeof((a)[0]))]
-
-/* A request head near the edges of the direct path, sometimes mutated. */
-static size_t gen_request(char *buf, size_t cap)
-{
-	static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE",
-		"OPTIONS", "PATCH", "TRACE", "get", "FOO", "CONNECT", "PATC", "G" };
-	static const char *const targets[] = { "/", "/a?b=c", "*", "http://x/y", "/%zz",
-		"/a#b", "x", "//", "/\x7f", "/\x80", "/~!$&'()*+,;=:@" };
-	static const char *const names[] = { "Host", "host", "Content-Length",
-		"Transfer-Encoding", "Connection", "Upgrade", "Expect", "Keep-Alive", "TE",
-		"Proxy-Foo", "X-Forwarded-For", "Foo", "a b", "", "Content-Length " };
-	static const char *const values[] = { "", "1", "12", "x", "chunked", "gzip, chunked",
-		"chunked, gzip", "close", "keep-alive", "upgrade", "Upgrade, close", "websocket",
-		"100-continue", "  v  ", "\t1\t", "-1", "1,1", "99999999999999999999999",
-		"\x80\xff", "chunked,", "  ,  ", "identity", "a:b" };
-	static const char *const seps[] = { ": ", ": ", ": ", ":", " : ", ":  " };
-	size_t n = (size_t)snprintf(buf, cap, "%s %s HTTP/1.%d\r\n", PICK(methods), PICK(targets),
-		rnd(8) ? 1 : 0);
-
-	if (rnd(4))
-		n += (size_t)snprintf(buf + n, cap - n, "Host: h%u\r\n", rnd(10));
-	for (unsigned i = 0, nh = rnd(6); i < nh; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s%s%s\r\n", PICK(names), PICK(seps),
-			PICK(values));
-	n += (size_t)snprintf(buf + n, cap - n, "\r\n");
-	/* Now and then a byte changed, added or removed, not in the final CRLF. */
-	for (unsigned i = 0, nm = rnd(6) == 0 ? rnd(3) + 1 : 0; i < nm && n > 4 && n < cap - 1; i++) {
-		size_t at = rnd((unsigned)(n - 4));
-
-		switch (rnd(3)) {
-		case 0:
-			buf[at] = " \t:\r\n,;\"\\#?/\x7f\x80\0"[rnd(15)];
-			break;
-		case 1:
-			memmove(buf + at + 1, buf + at, n - at);
-			buf[at] = (char)(32 + rnd(95));
-			n++;
-			break;
-		default:
-			memmove(buf + at, buf + at + 1, n - at - 1);
-			n--;
-			break;
-		}
-	}
-	return n;
-}
-
-/*
- * Common request heads are split without llhttp, and anything that path
- * refuses goes through llhttp. Over many generated heads near the edges
- * (methods, targets, framing fields, separators, stray bytes), both must
- * give the same verdict, the same error text and the same parsed head.
- */
-static void test_direct_split_matches_llhttp(void **state)
-{
-	static struct http_header ha[8], hb[8];
-	struct http_limits l = { .max_headers = 5, .max_uri = 40 };
-	char buf[1024];
-	unsigned direct_ok = 0;
+	struct http_head h;
 
 	(void)state;
-	for (int it = 0; it < 200000; it++) {
-		size_t n = gen_request(buf, sizeof(buf));
-		struct http_head a, b;
-		enum http_status sa = http_parse_request(&a, buf, n, ha, &l);
-		enum http_status sb = http_parse_request_llhttp(&b, buf, n, hb, &l);
-
-		assert_int_equal(sa, sb);
-		if (sa != HTTP_OK) {
-			assert_true((a.error == NULL) == (b.error == NULL));
-			if (a.error != NULL)
-				assert_string_equal(a.error, b.error);
-			continue;
-		}
-		direct_ok++;
-		assert_int_equal(a.method, b.method);
-		assert_ptr_equal(a.uri, b.uri);
-		assert_int_equal(a.uri_len, b.uri_len);
-		assert_int_equal(a.version_minor, b.version_minor);
-		assert_int_equal(a.nheaders, b.nheaders);
-		assert_int_equal(a.head_len, b.head_len);
-		assert_int_equal(a.body, b.body);
-		assert_int_equal(a.content_length, b.content_length);
-		assert_int_equal(a.keep_alive, b.keep_alive);
-		assert_int_equal(a.expect_continue, b.expect_continue);
-		assert_int_equal(a.upgrade, b.upgrade);
-		assert_int_equal(a.upgrade_field, b.upgrade_field);
-		/* An empty Host is the same wherever it points. */
-		assert_int_equal(a.host == NULL, b.host == NULL);
-		assert_int_equal(a.host_len, b.host_len);
-		if (a.host_len > 0)
-			assert_ptr_equal(a.host, b.host);
-		for (size_t k = 0; k < a.nheaders; k++) {
-			assert_ptr_equal(ha[k].name, hb[k].name);
-			assert_int_equal(ha[k].name_len, hb[k].name_len);
-			assert_int_equal(ha[k].value_len, hb[k].value_len);
-			if (ha[k].value_len > 0)
-				assert_ptr_equal(ha[k].value, hb[k].value);
-			assert_int_equal(ha[k].id, hb[k].id);
-		}
-	}
-	/* The generator reaches the accepted side too, not only refusals. */
-	assert_true(direct_ok > 10000);
+	assert_int_equal(req(&h, "GET / HTTP/1.1\r\nHost: h\r\n"
+		"Connection: keep-alive, Upgrade ,, close\r\n\r\n"), HTTP_OK);
+	assert_false(h.conn_lists_fields);
+	assert_int_equal(req(&h, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+		"Connection: X-Secret\r\nX-Secret: 1\r\n\r\n"), HTTP_OK);
+	assert_true(h.conn_lists_fields);
+	assert_int_equal(req(&h, "TRACE / HTTP/1.1\r\nHost: h\r\n"
+		"Connection: x-secret\r\n\r\n"), HTTP_OK);
+	assert_true(h.conn_lists_fields);
+	assert_int_equal(resp(&h, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+		"Content-Length: 0\r\n\r\n", HTTP_M_GET), HTTP_OK);
+	assert_false(h.conn_lists_fields);
+	assert_int_equal(resp(&h, "HTTP/1.1 200 OK\r\nConnection: Foo\r\n"
+		"Content-Length: 0\r\n\r\n", HTTP_M_GET), HTTP_OK);
+	assert_true(h.conn_lists_fields);
 }
 
 int main(void)
@@ -1596,7 +1502,7 @@ int main(void)
 		cmocka_unit_test(test_chunked_zero_copy),
 		cmocka_unit_test(test_request_target),
 		cmocka_unit_test(test_upgrade_field),
-		cmocka_unit_test(test_direct_split_matches_llhttp),
+		cmocka_unit_test(test_conn_lists_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
