@@ -37,13 +37,11 @@ enum rr_state {
 };
 
 /*
- * One per worker, owned by it (struct worker.rl_redis). The fields from
- * address to password_len, and ac, state, backoff_ms, retry_ev, connect_ev
- * and the probe's are redis_link.c's; the rest redis.c's.
+ * The connection to Redis: redis_link.c's alone, as only that file writes
+ * these fields. The other files read the context and the address through
+ * the functions below (rl_redis_link_ac() and its kin), never the fields.
  */
-struct rl_redis {
-	struct event_base *base;
-	unsigned id;
+struct rl_redis_link {
 	char *address;			/* for the logs, as written */
 	char *host;
 	int port;
@@ -55,27 +53,45 @@ struct rl_redis {
 	char *user;
 	char *password;
 	size_t password_len;
-	char *prefix;
-	size_t prefix_len;
-	uint64_t timeout_us;
-	unsigned on_error;		/* enum config_redis_error */
-	unsigned lease_max;
-	const struct rl_backend_ops *local_ops;
-	void *local_be;
 
+	/* NULL while there is none. Its data is the struct rl_redis, for the
+	 * callbacks of redis.c and redis_link.c alike. */
 	redisAsyncContext *ac;
 	enum rr_state state;
-	bool freeing;
 	unsigned backoff_ms;
 	struct event *retry_ev;		/* reconnect after back-off */
 	struct event *connect_ev;	/* a connect that takes too long */
-	struct event *budget_ev;	/* the oldest waiter's deadline */
-	struct event *sweep_ev;		/* forgets idle leases, sends the probe */
 	bool probe_owed;		/* a PING is out on ac */
 	uint64_t probe_sent_at;
-	char sha[41];			/* SHA1 of the GCRA script, hex */
+};
 
+/*
+ * One per worker, owned by it (struct worker.rl_redis); made and freed by
+ * redis.c. The fields before link are in neither part because the link
+ * reads them too: rl_redis_new() sets them before the link starts (the
+ * link connects on the worker's base, and needs timeout_us for the probe's
+ * limit, on_error for its log lines and conns to tell it of each new
+ * connection). rl_redis_free() sets freeing before it frees
+ * anything, so that the callbacks either file still has owed return at once.
+ */
+struct rl_redis {
+	struct event_base *base;
+	uint64_t timeout_us;
+	unsigned on_error;		/* enum config_redis_error */
+	bool freeing;
 	struct rl_conns *conns;		/* kind = connections (redis_conn.c) */
+
+	struct rl_redis_link link;	/* redis_link.c's */
+
+	/* The rest is redis.c's: the keys, the leases and their waiters. */
+	char *prefix;
+	size_t prefix_len;
+	unsigned lease_max;
+	const struct rl_backend_ops *local_ops;
+	void *local_be;
+	char sha[41];			/* SHA1 of the GCRA script, hex */
+	struct event *budget_ev;	/* the oldest waiter's deadline */
+	struct event *sweep_ev;		/* forgets idle leases, sends the probe */
 	struct lease **buckets;
 	size_t nbuckets;		/* a power of 2 */
 	size_t nleases;
@@ -111,6 +127,33 @@ static inline const char *
 rl_redis_on_error_name(unsigned e)
 {
 	return e == CONFIG_REDIS_ALLOW ? "allow" : e == CONFIG_REDIS_DENY ? "deny" : "local";
+}
+
+/*
+ * The connection to send a command on, NULL while there is none. Commands
+ * sent while it connects queue behind the handshake.
+ */
+static inline redisAsyncContext *
+rl_redis_link_ac(const struct rl_redis *rr)
+{
+	return rr->link.ac;
+}
+
+/*
+ * Where the link keeps its context, for a reader that must see it change
+ * (struct rl_conns_conf.ac); read-only.
+ */
+static inline redisAsyncContext *const *
+rl_redis_link_ac_slot(const struct rl_redis *rr)
+{
+	return &rr->link.ac;
+}
+
+/* The address as written in the config, for log lines. */
+static inline const char *
+rl_redis_link_address(const struct rl_redis *rr)
+{
+	return rr->link.address;
 }
 
 /*

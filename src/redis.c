@@ -355,7 +355,7 @@ send_take(struct rl_redis *rr, struct lease *le)
 	const char *argv[7];
 	size_t lens[7];
 
-	if (rr->ac == NULL)
+	if (rl_redis_link_ac(rr) == NULL)
 		return -1;
 	if (want > rr->lease_max)
 		want = rr->lease_max;
@@ -371,7 +371,7 @@ send_take(struct rl_redis *rr, struct lease *le)
 	argv[6] = wbuf;
 	for (int i = 0; i < 7; i++)
 		lens[i] = i == 3 ? le->keylen : strlen(argv[i]);
-	if (redisAsyncCommandArgv(rr->ac, on_reply, le, 7, argv, lens) != REDIS_OK)
+	if (redisAsyncCommandArgv(rl_redis_link_ac(rr), on_reply, le, 7, argv, lens) != REDIS_OK)
 		return -1;
 	le->inflight = true;
 	le->sent_at = util_now_us();
@@ -441,7 +441,7 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	}
 	if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
-	    !le->retried && rr->ac == ac) {
+	    !le->retried && rl_redis_link_ac(rr) == ac) {
 		/* SCRIPT FLUSH, or a failover to a server that never saw it:
 		 * load it again (queued before the retry) and retry once. */
 		le->retried = true;
@@ -455,14 +455,15 @@ on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		 * Redis answers every request so. */
 		if (!atomic_exchange(&g_failing, true))
 			log_error("redis %s: unexpected answer to EVALSHA: %.200s; on_error = %s",
-				rr->address, rep->type == REDIS_REPLY_ERROR ? rep->str :
-				"not two integers", rl_redis_on_error_name(rr->on_error));
+				rl_redis_link_address(rr),
+				rep->type == REDIS_REPLY_ERROR ? rep->str : "not two integers",
+				rl_redis_on_error_name(rr->on_error));
 		fail_waiters(rr, le);
 		return;
 	}
 	le->retried = false;
 	if (atomic_load(&g_failing) && atomic_exchange(&g_failing, false))
-		log_info("redis %s answers EVALSHA again", rr->address);
+		log_info("redis %s answers EVALSHA again", rl_redis_link_address(rr));
 	rl_redis_note_answer(rr, now - le->sent_at);
 	n = rep->element[0]->integer;
 	ahead = rep->element[1]->integer;
@@ -504,7 +505,7 @@ rr_take(void *be, const struct rl_policy *p, const char *key, size_t keylen,
 			rl_redis_count(&rl_redis_tally.leased);
 		return 0;
 	}
-	if (rr->ac == NULL) {
+	if (rl_redis_link_ac(rr) == NULL) {
 		rl_redis_note_error();
 		fill_on_error(rr, p, le, r);
 		return 0;
@@ -624,7 +625,6 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 	if (rr == NULL)
 		return NULL;
 	rr->base = base;
-	rr->id = worker_id;
 	rr->timeout_us = (uint64_t)c->timeout_ms * 1000;
 	rr->on_error = c->on_error;
 	rr->lease_max = c->lease_max ? c->lease_max : 1;
@@ -645,7 +645,8 @@ rl_redis_new(struct event_base *base, const struct config *cfg, unsigned worker_
 		struct rl_conns_conf cc = {
 			.base = base, .owner = rr, .worker_id = worker_id, .prefix = rr->prefix,
 			.timeout_us = rr->timeout_us, .on_error = rr->on_error,
-			.local_ops = local_ops, .local_be = local_be, .ac = &rr->ac,
+			.local_ops = local_ops, .local_be = local_be,
+			.ac = rl_redis_link_ac_slot(rr),
 		};
 
 		if (event_add(rr->sweep_ev, &tv) < 0 || (rr->conns = rl_conns_new(&cc)) == NULL)

@@ -72,7 +72,7 @@ rl_redis_note_late(struct rl_redis *rr)
 {
 	rl_redis_count(&rl_redis_tally.timeouts);
 	if (!atomic_exchange(&g_slow, true))
-		log_warn("redis %s slow: no answer within %llums; on_error = %s", rr->address,
+		log_warn("redis %s slow: no answer within %llums; on_error = %s", rr->link.address,
 			(unsigned long long)(rr->timeout_us / 1000),
 			rl_redis_on_error_name(rr->on_error));
 }
@@ -81,7 +81,7 @@ void
 rl_redis_note_answer(struct rl_redis *rr, uint64_t took_us)
 {
 	if (took_us <= rr->timeout_us && atomic_load(&g_slow) && atomic_exchange(&g_slow, false))
-		log_info("redis %s answers within %llums again", rr->address,
+		log_info("redis %s answers within %llums again", rr->link.address,
 			(unsigned long long)(rr->timeout_us / 1000));
 }
 
@@ -99,11 +99,11 @@ static void connect_start(struct rl_redis *rr);
 static void
 went_down(struct rl_redis *rr, const char *why)
 {
-	if (rr->state == RR_UP)
+	if (rr->link.state == RR_UP)
 		rl_redis_count(&rl_redis_tally.down);
-	rr->state = RR_DOWN;
+	rr->link.state = RR_DOWN;
 	if (atomic_exchange(&g_state, G_DOWN) != G_DOWN)
-		log_warn("redis %s unreachable: %s; on_error = %s", rr->address, why,
+		log_warn("redis %s unreachable: %s; on_error = %s", rr->link.address, why,
 			rl_redis_on_error_name(rr->on_error));
 }
 
@@ -112,32 +112,33 @@ went_up(struct rl_redis *rr)
 {
 	int was;
 
-	rr->state = RR_UP;
+	rr->link.state = RR_UP;
 	/* The handshake was answered: the connect deadline is met. */
-	event_del(rr->connect_ev);
-	rr->backoff_ms = BACKOFF_MIN_MS;
+	event_del(rr->link.connect_ev);
+	rr->link.backoff_ms = BACKOFF_MIN_MS;
 	/* Once this connection is lost, the name is asked again. */
-	rr->next_addr = rr->naddrs;
+	rr->link.next_addr = rr->link.naddrs;
 	rl_redis_count(&rl_redis_tally.up);
 	was = atomic_exchange(&g_state, G_UP);
 	if (was == G_DOWN)
-		log_info("redis %s reachable again", rr->address);
+		log_info("redis %s reachable again", rr->link.address);
 	else if (was == G_UNKNOWN)
-		log_info("redis %s connected", rr->address);
+		log_info("redis %s connected", rr->link.address);
 }
 
 static void
 schedule_retry(struct rl_redis *rr)
 {
 	struct timeval tv = {
-		.tv_sec = rr->backoff_ms / 1000,
-		.tv_usec = (suseconds_t)(rr->backoff_ms % 1000) * 1000,
+		.tv_sec = rr->link.backoff_ms / 1000,
+		.tv_usec = (suseconds_t)(rr->link.backoff_ms % 1000) * 1000,
 	};
 
 	if (rr->freeing)
 		return;
-	evtimer_add(rr->retry_ev, &tv);
-	rr->backoff_ms = rr->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rr->backoff_ms * 2;
+	evtimer_add(rr->link.retry_ev, &tv);
+	rr->link.backoff_ms = rr->link.backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+		rr->link.backoff_ms * 2;
 }
 
 /*
@@ -150,9 +151,9 @@ attempt_failed(struct rl_redis *rr, const char *why)
 {
 	static const struct timeval now = { 0, 0 };
 
-	if (!rr->freeing && rr->next_addr < rr->naddrs) {
-		log_debug("redis %s: %s; trying the next address", rr->address, why);
-		evtimer_add(rr->retry_ev, &now);
+	if (!rr->freeing && rr->link.next_addr < rr->link.naddrs) {
+		log_debug("redis %s: %s; trying the next address", rr->link.address, why);
+		evtimer_add(rr->link.retry_ev, &now);
 		return;
 	}
 	went_down(rr, why);
@@ -171,10 +172,10 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 static void
 drop(struct rl_redis *rr, const char *why)
 {
-	redisAsyncContext *ac = rr->ac;
+	redisAsyncContext *ac = rr->link.ac;
 
-	rr->ac = NULL;
-	event_del(rr->connect_ev);
+	rr->link.ac = NULL;
+	event_del(rr->link.connect_ev);
 	/* Its pending callbacks see a NULL reply and answer their waiters. */
 	if (ac != NULL)
 		redisAsyncFree(ac);
@@ -188,8 +189,8 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (rr->state == RR_CONNECTING && rr->ac != NULL)
-		drop(rr, (rr->ac->c.flags & REDIS_CONNECTED) ? "no answer to the handshake" :
+	if (rr->link.state == RR_CONNECTING && rr->link.ac != NULL)
+		drop(rr, (rr->link.ac->c.flags & REDIS_CONNECTED) ? "no answer to the handshake" :
 			"connect timed out");
 }
 
@@ -198,7 +199,7 @@ on_connect(const redisAsyncContext *ac, int status)
 {
 	struct rl_redis *rr = ac->data;
 
-	if (rr == NULL || rr->freeing || rr->ac != ac)
+	if (rr == NULL || rr->freeing || rr->link.ac != ac)
 		return;
 	/*
 	 * Connected: the deadline stays until the handshake is answered
@@ -208,9 +209,9 @@ on_connect(const redisAsyncContext *ac, int status)
 	 */
 	if (status == REDIS_OK)
 		return;
-	event_del(rr->connect_ev);
+	event_del(rr->link.connect_ev);
 	/* hiredis frees ac after this callback. */
-	rr->ac = NULL;
+	rr->link.ac = NULL;
 	attempt_failed(rr, ac->errstr[0] ? ac->errstr : "connect failed");
 }
 
@@ -220,9 +221,9 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	struct rl_redis *rr = ac->data;
 
 	(void)status;
-	if (rr == NULL || rr->freeing || rr->ac != ac)
+	if (rr == NULL || rr->freeing || rr->link.ac != ac)
 		return;
-	rr->ac = NULL;
+	rr->link.ac = NULL;
 	attempt_failed(rr, ac->err ? ac->errstr : "connection closed");
 }
 
@@ -235,7 +236,7 @@ on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
 	bool script = privdata != NULL;
 	char why[256];
 
-	if (rr == NULL || rr->freeing || rr->ac != ac || rep == NULL)
+	if (rr == NULL || rr->freeing || rr->link.ac != ac || rep == NULL)
 		return;		/* the disconnect callback handles it */
 	if (rep->type == REDIS_REPLY_ERROR) {
 		snprintf(why, sizeof(why), "%s failed: %.200s", script ? "SCRIPT LOAD" : "AUTH",
@@ -246,7 +247,7 @@ on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
 		redisAsyncDisconnect(ac);
 		return;
 	}
-	if (script && rr->state != RR_UP)
+	if (script && rr->link.state != RR_UP)
 		went_up(rr);
 }
 
@@ -259,7 +260,7 @@ rl_redis_send_script(struct rl_redis *rr)
 	size_t lens[3] = { 6, sizeof(load) - 1, rl_redis_gcra_script_len };
 
 	/* Any non-NULL privdata marks the SCRIPT LOAD step. */
-	return redisAsyncCommandArgv(rr->ac, on_handshake, (void *)load, 3, argv, lens) ==
+	return redisAsyncCommandArgv(rr->link.ac, on_handshake, (void *)load, 3, argv, lens) ==
 		REDIS_OK ? 0 : -1;
 }
 
@@ -271,14 +272,15 @@ send_handshake(struct rl_redis *rr)
 	size_t lens[3] = { 4 };
 	int n = 1;
 
-	if (rr->password != NULL) {
-		if (rr->user != NULL) {
-			argv[n] = rr->user;
-			lens[n++] = strlen(rr->user);
+	if (rr->link.password != NULL) {
+		if (rr->link.user != NULL) {
+			argv[n] = rr->link.user;
+			lens[n++] = strlen(rr->link.user);
 		}
-		argv[n] = rr->password;
-		lens[n++] = rr->password_len;
-		if (redisAsyncCommandArgv(rr->ac, on_handshake, NULL, n, argv, lens) != REDIS_OK)
+		argv[n] = rr->link.password;
+		lens[n++] = rr->link.password_len;
+		if (redisAsyncCommandArgv(rr->link.ac, on_handshake, NULL, n, argv, lens) !=
+		    REDIS_OK)
 			return -1;
 	}
 	return rl_redis_send_script(rr);
@@ -293,7 +295,7 @@ connect_to(struct rl_redis *rr, const char *ip)
 	};
 	redisAsyncContext *ac;
 
-	ac = redisAsyncConnect(ip, rr->port);
+	ac = redisAsyncConnect(ip, rr->link.port);
 	if (ac == NULL) {
 		went_down(rr, "out of memory");
 		schedule_retry(rr);
@@ -318,10 +320,10 @@ connect_to(struct rl_redis *rr, const char *ip)
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	rr->ac = ac;
-	rr->state = RR_CONNECTING;
-	rr->probe_owed = false;
-	evtimer_add(rr->connect_ev, &ct);
+	rr->link.ac = ac;
+	rr->link.state = RR_CONNECTING;
+	rr->link.probe_owed = false;
+	evtimer_add(rr->link.connect_ev, &ct);
 	/* Commands queue until the connect completes, in order: the
 	 * handshake first, the connection counts, then whatever take() sends. */
 	if (send_handshake(rr) < 0) {
@@ -335,7 +337,7 @@ connect_to(struct rl_redis *rr, const char *ip)
 static void
 connect_next(struct rl_redis *rr)
 {
-	const struct sockaddr_storage *ss = &rr->addrs[rr->next_addr++];
+	const struct sockaddr_storage *ss = &rr->link.addrs[rr->link.next_addr++];
 	char ip[UTIL_ADDR_LEN + 16];
 
 	/* resolve.c keeps IPv4 and IPv6 answers only. */
@@ -345,7 +347,7 @@ connect_next(struct rl_redis *rr)
 	if (ss->ss_family == AF_INET6 && ((const struct sockaddr_in6 *)ss)->sin6_scope_id != 0)
 		snprintf(ip + strlen(ip), sizeof(ip) - strlen(ip), "%%%u",
 			(unsigned)((const struct sockaddr_in6 *)ss)->sin6_scope_id);
-	log_debug("redis %s: trying %s", rr->address, ip);
+	log_debug("redis %s: trying %s", rr->link.address, ip);
 	connect_to(rr, ip);
 }
 
@@ -356,16 +358,16 @@ resolved(int err, const char *errtext, const struct sockaddr_storage *addrs, siz
 	struct rl_redis *rr = arg;
 	char why[300];
 
-	rr->resolving = NULL;
+	rr->link.resolving = NULL;
 	if (err != 0) {
-		snprintf(why, sizeof(why), "cannot resolve %s: %s", rr->host, errtext);
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", rr->link.host, errtext);
 		went_down(rr, why);
 		schedule_retry(rr);
 		return;
 	}
-	memcpy(rr->addrs, addrs, n * sizeof(addrs[0]));
-	rr->naddrs = n;
-	rr->next_addr = 0;
+	memcpy(rr->link.addrs, addrs, n * sizeof(addrs[0]));
+	rr->link.naddrs = n;
+	rr->link.next_addr = 0;
 	connect_next(rr);
 }
 
@@ -378,18 +380,18 @@ resolved(int err, const char *errtext, const struct sockaddr_storage *addrs, siz
 static void
 connect_start(struct rl_redis *rr)
 {
-	if (rr->freeing || rr->ac != NULL || rr->resolving != NULL)
+	if (rr->freeing || rr->link.ac != NULL || rr->link.resolving != NULL)
 		return;
-	if (rr->literal) {
-		connect_to(rr, rr->host);
+	if (rr->link.literal) {
+		connect_to(rr, rr->link.host);
 		return;
 	}
-	if (rr->next_addr < rr->naddrs) {
+	if (rr->link.next_addr < rr->link.naddrs) {
 		connect_next(rr);
 		return;
 	}
-	rr->resolving = resolve_start(rr->base, rr->host, rr->port, resolved, rr);
-	if (rr->resolving == NULL) {
+	rr->link.resolving = resolve_start(rr->base, rr->link.host, rr->link.port, resolved, rr);
+	if (rr->link.resolving == NULL) {
 		char why[128];
 
 		snprintf(why, sizeof(why), "cannot start resolving: %s", strerror(errno));
@@ -406,9 +408,9 @@ on_probe(redisAsyncContext *ac, void *reply, void *privdata)
 	struct rl_redis *rr = ac->data;
 
 	(void)privdata;
-	if (rr == NULL || rr->freeing || rr->ac != ac || reply == NULL)
+	if (rr == NULL || rr->freeing || rr->link.ac != ac || reply == NULL)
 		return;
-	rr->probe_owed = false;
+	rr->link.probe_owed = false;
 }
 
 /* Send the PING, or drop the connection when the last one is owed too long. */
@@ -419,19 +421,19 @@ rl_redis_probe(struct rl_redis *rr, uint64_t now)
 		rr->timeout_us * 4 : PROBE_LIMIT_MS * 1000ULL;
 	char why[64];
 
-	if (rr->ac == NULL)
+	if (rr->link.ac == NULL)
 		return;
-	if (!rr->probe_owed) {
-		if (redisAsyncCommand(rr->ac, on_probe, NULL, "PING") == REDIS_OK) {
-			rr->probe_owed = true;
-			rr->probe_sent_at = now;
+	if (!rr->link.probe_owed) {
+		if (redisAsyncCommand(rr->link.ac, on_probe, NULL, "PING") == REDIS_OK) {
+			rr->link.probe_owed = true;
+			rr->link.probe_sent_at = now;
 		}
 		return;
 	}
-	if (now - rr->probe_sent_at < limit_us)
+	if (now - rr->link.probe_sent_at < limit_us)
 		return;
 	snprintf(why, sizeof(why), "no answer for %llu ms",
-		(unsigned long long)((now - rr->probe_sent_at) / 1000));
+		(unsigned long long)((now - rr->link.probe_sent_at) / 1000));
 	drop(rr, why);
 }
 
@@ -467,24 +469,25 @@ split_address(const char *s, char **host, int *port)
 int
 rl_redis_link_init(struct rl_redis *rr, const struct config_redis *c)
 {
-	rr->backoff_ms = BACKOFF_MIN_MS;
-	rr->address = strdup(c->address);
-	if (rr->address == NULL || split_address(c->address, &rr->host, &rr->port) < 0)
+	rr->link.backoff_ms = BACKOFF_MIN_MS;
+	rr->link.address = strdup(c->address);
+	if (rr->link.address == NULL ||
+	    split_address(c->address, &rr->link.host, &rr->link.port) < 0)
 		return -1;
-	rr->literal = resolve_is_literal(rr->host);
-	if (c->user != NULL && (rr->user = strdup(c->user)) == NULL)
+	rr->link.literal = resolve_is_literal(rr->link.host);
+	if (c->user != NULL && (rr->link.user = strdup(c->user)) == NULL)
 		return -1;
 	if (c->password != NULL) {
-		rr->password = malloc(c->password_len + 1);
-		if (rr->password == NULL)
+		rr->link.password = malloc(c->password_len + 1);
+		if (rr->link.password == NULL)
 			return -1;
-		memcpy(rr->password, c->password, c->password_len);
-		rr->password[c->password_len] = '\0';
-		rr->password_len = c->password_len;
+		memcpy(rr->link.password, c->password, c->password_len);
+		rr->link.password[c->password_len] = '\0';
+		rr->link.password_len = c->password_len;
 	}
-	rr->retry_ev = evtimer_new(rr->base, retry_cb, rr);
-	rr->connect_ev = evtimer_new(rr->base, connect_timeout_cb, rr);
-	return rr->retry_ev != NULL && rr->connect_ev != NULL ? 0 : -1;
+	rr->link.retry_ev = evtimer_new(rr->base, retry_cb, rr);
+	rr->link.connect_ev = evtimer_new(rr->base, connect_timeout_cb, rr);
+	return rr->link.retry_ev != NULL && rr->link.connect_ev != NULL ? 0 : -1;
 }
 
 void
@@ -496,31 +499,31 @@ rl_redis_link_start(struct rl_redis *rr)
 void
 rl_redis_link_close(struct rl_redis *rr)
 {
-	resolve_cancel(rr->resolving);
-	rr->resolving = NULL;
-	if (rr->ac != NULL) {
-		redisAsyncContext *ac = rr->ac;
+	resolve_cancel(rr->link.resolving);
+	rr->link.resolving = NULL;
+	if (rr->link.ac != NULL) {
+		redisAsyncContext *ac = rr->link.ac;
 
 		/* A clean stop: what is queued (the connections released, the
 		 * alive key's deletion) goes out if the socket takes it now. */
-		if (rr->state == RR_UP) {
+		if (rr->link.state == RR_UP) {
 			int done = 0;
 
 			/* The context's own writer: on an error it reports,
 			 * where redisAsyncHandleWrite would free ac. */
 			(void)redisBufferWrite(&ac->c, &done);
 		}
-		rr->ac = NULL;
+		rr->link.ac = NULL;
 		redisAsyncFree(ac);
 	}
-	if (rr->retry_ev != NULL)
-		event_free(rr->retry_ev);
-	if (rr->connect_ev != NULL)
-		event_free(rr->connect_ev);
-	if (rr->password != NULL)
-		explicit_bzero(rr->password, rr->password_len);
-	free(rr->password);
-	free(rr->user);
-	free(rr->host);
-	free(rr->address);
+	if (rr->link.retry_ev != NULL)
+		event_free(rr->link.retry_ev);
+	if (rr->link.connect_ev != NULL)
+		event_free(rr->link.connect_ev);
+	if (rr->link.password != NULL)
+		explicit_bzero(rr->link.password, rr->link.password_len);
+	free(rr->link.password);
+	free(rr->link.user);
+	free(rr->link.host);
+	free(rr->link.address);
 }
