@@ -49,7 +49,53 @@ def parse_args():
     # a line printed under the table of medians, kept in the JSON "notes"
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--meta", action="append", default=[], help="key=value")
+    # metric|max: the checked ratios again over the rounds where this metric
+    # (steal, other load) stayed at or under max, for every such option
+    ap.add_argument("--quiet", action="append", default=[])
+    # fewest quiet rounds of each side for a quiet ratio to be given
+    ap.add_argument("--quiet-min", type=int, default=3)
     return ap.parse_args()
+
+
+def quiet_ratios(runs, checks, candidate, conds, least):
+    """The checked ratios over quiet rounds only: a round is quiet when
+    every cond (metric, max) holds for it. Per check, the ratio of the
+    quiet medians and the median of the per-round ratios (candidate and
+    reference quiet in the same round), each with its round counts, or None
+    where either side has fewer than least quiet rounds. A disturbed round
+    costs the saturated target more than the one that sleeps between
+    events, so the medians of all rounds can flatter either side; this says
+    what the quiet rounds alone say."""
+    def quiet(r):
+        return all(r.get(k) is not None and r[k] <= v for k, v in conds)
+
+    def values(target, metric):
+        return {r.get("round"): r[metric] for r in runs
+                if r["target"] == target and quiet(r) and r.get(metric) is not None}
+
+    out = []
+    for c in checks:
+        cand = values(candidate, c["metric"])
+        ref = values(c["reference"], c["metric"])
+        item = {"metric": c["metric"], "label": c["label"], "candidate": candidate,
+                "reference": c["reference"], "op": c["op"], "limit": c["limit"],
+                "candidate_rounds": len(cand), "reference_rounds": len(ref),
+                "ratio": None, "paired_ratio": None, "paired_rounds": 0,
+                "verdict": "n/a"}
+        if len(cand) >= least and len(ref) >= least:
+            rm = statistics.median(ref.values())
+            if rm:
+                item["ratio"] = statistics.median(cand.values()) / rm
+        both = [cand[k] / ref[k] for k in cand if k in ref and ref[k]]
+        item["paired_rounds"] = len(both)
+        if len(both) >= least:
+            item["paired_ratio"] = statistics.median(both)
+        v = item["ratio"]
+        if v is not None:
+            ok = v <= c["limit"] if c["op"] == "le" else v >= c["limit"]
+            item["verdict"] = "PASS" if ok else "MISS"
+        out.append(item)
+    return out
 
 
 def main():
@@ -218,6 +264,35 @@ def main():
                              "ratio": v, "op": c["op"], "limit": c["limit"],
                              "verdict": verdict})
 
+    # The checked ratios again, over quiet rounds only.
+    quiet = None
+    if args.quiet and checks:
+        quiet_conds = []
+        for spec in args.quiet:
+            k, v = spec.split("|")
+            quiet_conds.append((k, float(v)))
+        if any(r.get("round") is None for r in runs):
+            sys.exit("report.py: --quiet needs a round column in %s" % args.runs)
+        # A best(a,b) reference has no single target to pair rounds with,
+        # and a summed metric (errors) has no median to take.
+        sums = {m["key"] for m in metrics if m["agg"] == "sum"}
+        quiet = quiet_ratios(runs, [c for c in checks if best_of(c["reference"]) is None
+                                    and c["metric"] not in sums],
+                             args.candidate, quiet_conds, args.quiet_min)
+    if quiet:
+        print()
+        print("%s vs %s, quiet rounds only (%s)" % (
+            args.candidate, ", ".join(sorted({q["reference"] for q in quiet})),
+            ", ".join("%s <= %g" % (labels.get(k, k), v) for k, v in quiet_conds)))
+        for q in quiet:
+            sign = "<=" if q["op"] == "le" else ">="
+            vtext = "n/a" if q["ratio"] is None else "%.3f" % q["ratio"]
+            ptext = "n/a" if q["paired_ratio"] is None else "%.3f" % q["paired_ratio"]
+            print("  %-*s %8s  %-18s %-5s rounds %d/%d, paired %s over %d" % (
+                lw, q["label"], vtext, "(target %s %g)" % (sign, q["limit"]),
+                q["verdict"], q["candidate_rounds"], q["reference_rounds"],
+                ptext, q["paired_rounds"]))
+
     # Bounds on the candidate's own medians.
     bounds = []
     if limits:
@@ -248,6 +323,9 @@ def main():
               "ratios": verdicts, "runs": runs}
     if args.note:
         result["notes"] = args.note
+    if quiet is not None:
+        result["quiet"] = {"conditions": args.quiet, "min_rounds": args.quiet_min,
+                           "ratios": quiet}
     if limits:
         result["limits"] = bounds
     doc = result
