@@ -1,8 +1,10 @@
 /*
- * A worker thread: its event_base, its listening sockets, the sessions it
- * accepted and its idle upstream connections. Everything a worker owns is
- * touched by its own thread only, except stop requests (worker_stop), which
- * which arrive through a pipe so that no event_base needs locks.
+ * A worker: its event_base, its listening sockets, the sessions it accepted
+ * and its idle upstream connections. Everything a worker owns is touched by
+ * the thread that runs its loop only, except stop and reload requests
+ * (worker_stop, worker_reload), which arrive through a pipe so that no
+ * event_base needs locks. A worker runs on a thread of its own, or, with
+ * workers = 1, on the main thread's loop (worker_new's base).
  */
 #ifndef SLUICE_WORKER_H
 #define SLUICE_WORKER_H
@@ -29,7 +31,7 @@ struct rl_redis;
 TAILQ_HEAD(session_list, session);
 TAILQ_HEAD(upconn_list, upconn);
 
-/* Owned by main.c; one per thread. */
+/* Owned by main.c; one per worker thread, or the main thread's one. */
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -48,6 +50,7 @@ struct worker {
 	struct event *accept_ev;		/* resumes accepting after an accept() error */
 	bool accept_paused;
 	bool started;				/* the thread runs */
+	bool base_shared;			/* base is the main loop's: not owned, no thread */
 	bool stopping;
 	struct session_list sessions;		/* live sessions */
 	struct session_list dead;		/* closed, waiting for reap_ev */
@@ -70,12 +73,25 @@ struct worker {
 
 /*
  * Create a worker for cfg on the listening sockets socks[0..cfg->nlisteners)
- * (it takes its own references to both). Returns NULL on failure. Main
- * thread.
+ * (it takes its own references to both). With base NULL the worker gets an
+ * event_base and, from worker_start(), a thread of its own; otherwise it
+ * runs on base, which the caller dispatches and frees after the worker.
+ * Returns NULL on failure. Main thread.
  */
-struct worker *worker_new(unsigned id, struct config *cfg, struct lsock *const *socks);
+struct worker *worker_new(unsigned id, struct config *cfg, struct lsock *const *socks,
+	struct event_base *base);
 
-/* Start the thread. Returns 0 or -1. */
+/*
+ * An event_base configured as a worker's loop wants it (worker_new() with
+ * a base of its own makes one like it). NULL on failure.
+ */
+struct event_base *worker_base_new(void);
+
+/*
+ * Start the thread; for a worker on a shared base, only what a thread
+ * would do first (its random state), since the caller's loop runs it.
+ * Returns 0 or -1.
+ */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 
 /*

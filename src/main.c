@@ -374,7 +374,10 @@ main(int argc, char **argv)
 	}
 	m.nworkers = cfg->workers;
 	m.workers = calloc(m.nworkers, sizeof(*m.workers));
-	m.base = event_base_new();
+	/* With one worker, the main loop is the worker's loop and the process
+	 * has one thread: the kernel then takes no file reference on each
+	 * socket call, and libc skips its cancellation and locking steps. */
+	m.base = m.nworkers == 1 ? worker_base_new() : event_base_new();
 	m.sids = sid_store_local_new();
 	m.rl = rl_local_new();
 	if (m.workers == NULL || m.base == NULL || m.sids == NULL || m.rl == NULL ||
@@ -402,7 +405,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < m.nworkers; i++) {
-		m.workers[i] = worker_new(i, cfg, m.lsocks + (size_t)i * cfg->nlisteners);
+		m.workers[i] = worker_new(i, cfg, m.lsocks + (size_t)i * cfg->nlisteners,
+			m.nworkers == 1 ? m.base : NULL);
 		if (m.workers[i] == NULL) {
 			log_error("worker %u: cannot be created", i);
 			goto out;

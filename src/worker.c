@@ -82,6 +82,8 @@ worker_maybe_exit(struct worker *w)
 		upstream_close_idle(w);
 		event_del(w->sweep_ev);
 		event_del(w->accept_ev);
+		/* On a shared base this ends the main loop too: with one
+		 * worker, that is when main.c would end it anyway. */
 		event_base_loopexit(w->base, NULL);
 	}
 }
@@ -368,7 +370,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
  * again within one loop turn (an upstream connection parked and taken
  * again, a read timeout changed) costs no epoll_ctl() at all.
  */
-static struct event_base *
+struct event_base *
 worker_base_new(void)
 {
 	struct event_config *ec = event_config_new();
@@ -420,7 +422,7 @@ worker_free(struct worker *w)
 		close(w->notify[0]);
 	if (w->notify[1] >= 0)
 		close(w->notify[1]);
-	if (w->base != NULL)
+	if (w->base != NULL && !w->base_shared)
 		event_base_free(w->base);
 	if (w->cfg != NULL)
 		config_unref(w->cfg);
@@ -431,7 +433,7 @@ worker_free(struct worker *w)
 static const struct timeval sweep_interval = { .tv_sec = 1, .tv_usec = 0 };
 
 struct worker *
-worker_new(unsigned id, struct config *cfg, struct lsock *const *socks)
+worker_new(unsigned id, struct config *cfg, struct lsock *const *socks, struct event_base *base)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 
@@ -444,7 +446,8 @@ worker_new(unsigned id, struct config *cfg, struct lsock *const *socks)
 	TAILQ_INIT(&w->sessions);
 	TAILQ_INIT(&w->dead);
 	TAILQ_INIT(&w->idle_dead);
-	w->base = worker_base_new();
+	w->base_shared = base != NULL;
+	w->base = base != NULL ? base : worker_base_new();
 	w->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->listeners));
 	w->lsocks = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->lsocks));
 	w->idle = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*w->idle));
@@ -498,6 +501,11 @@ worker_main(void *arg)
 int
 worker_start(struct worker *w)
 {
+	if (w->base_shared) {
+		if (util_rand_seed() < 0)
+			log_warn("worker %u: getrandom() failed: %s", w->id, strerror(errno));
+		return 0;
+	}
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
 	w->started = true;

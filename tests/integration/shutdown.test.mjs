@@ -1,8 +1,11 @@
 // Graceful stop on SIGTERM/SIGINT: in-flight exchanges finish, listeners
 // close, idle connections are closed, shutdown_timeout bounds the wait.
+// Also the thread layout these rely on: with workers = 1 the one worker
+// runs on the main thread's loop.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { SLOW, sleep, startSluice } from './lib/sluice.mjs';
 import { startBackend } from './lib/backend.mjs';
@@ -151,4 +154,27 @@ test('a second SIGTERM ends a hanging exchange now instead of after shutdown_tim
 	const line = s.accessLog().find((x) => x.path === '/hang');
 	assert.ok(line, 'the cut exchange is logged');
 	assert.equal(line.termination, 'shutdown');
+});
+
+const threads = (pid) => fs.readdirSync(`/proc/${pid}/task`).length;
+
+test('workers = 1 proxies, reloads and stops gracefully on one thread; workers = 2 runs two more', async (t) => {
+	const b = await startBackend({ name: 'a', t });
+	const s = await startSluice({ backends: [b], shutdownTimeout: '10s', t });
+	assert.equal(threads(s.pid), 1, 'one thread in all');
+	assert.equal((await request(s.port, { path: '/x' })).status, 200);
+	await s.reload((text) => text.replace('shutdown_timeout = 10s', 'shutdown_timeout = 9s'));
+	assert.equal((await request(s.port, { path: '/y' })).status, 200);
+	assert.equal(threads(s.pid), 1, 'still one thread after a reload');
+	const inflight = request(s.port, { path: '/delay/800', timeout: 10000 });
+	await waitUntil(() => b.requests.length === 3, 3000, 'the third request at the backend');
+	s.kill('SIGTERM');
+	assert.equal((await inflight).status, 200);
+	const exit = await s.waitExit(5000);
+	assert.equal(exit.forced, false, 'exited on its own');
+	assert.equal(exit.code, 0);
+
+	const s2 = await startSluice({ backends: [b], workers: 2, t });
+	assert.equal(threads(s2.pid), 3, 'the main thread and one per worker');
+	assert.equal((await request(s2.port, { path: '/z' })).status, 200);
 });
