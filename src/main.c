@@ -1,6 +1,8 @@
 /*
  * Start-up and shutdown: command line, configuration, listening sockets,
- * worker threads, and the main thread's event loop, which handles signals.
+ * worker threads, and the main thread's event loop, which handles signals,
+ * reloads, health checks and DNS, and with workers = 1 runs the one worker
+ * too.
  */
 #include <errno.h>
 #include <fcntl.h>

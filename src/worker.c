@@ -1,8 +1,8 @@
 /*
- * Worker threads: one event_base each, the listening sockets given by
- * main.c, the sessions they accept and the worker's idle upstream
- * connections. Also the deferred freeing of closed sessions, and the
- * graceful stop.
+ * Workers: one event_base each (with workers = 1, the main thread's, and
+ * no thread of its own), the listening sockets given by main.c, the
+ * sessions they accept and the worker's idle upstream connections. Also
+ * the deferred freeing of closed sessions, and the graceful stop.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -175,6 +175,8 @@ test('workers = 1 proxies, reloads and stops gracefully on one thread; workers =
 	assert.equal(exit.code, 0);
 
 	const s2 = await startSluice({ backends: [b], workers: 2, t });
+	// Listening starts before the worker threads do.
+	await s2.waitForLog(/started with 2 workers/);
 	assert.equal(threads(s2.pid), 3, 'the main thread and one per worker');
 	assert.equal((await request(s2.port, { path: '/z' })).status, 200);
 });
