@@ -88,9 +88,8 @@ struct worker *worker_new(unsigned id, struct config *cfg, struct lsock *const *
 struct event_base *worker_base_new(void);
 
 /*
- * Start the thread; for a worker on a shared base, only what a thread
- * would do first (its random state), since the caller's loop runs it.
- * Returns 0 or -1.
+ * Start the thread; nothing for a worker on a shared base, which the
+ * caller's loop runs. Returns 0 or -1.
  */
 int worker_start(struct worker *w) __attribute__((warn_unused_result));
 

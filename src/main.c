@@ -394,6 +394,11 @@ main(int argc, char **argv)
 		log_error("out of memory");
 		goto out;
 	}
+	/* The random state is per thread: the main thread's draws (health
+	 * checks' first spread and jitter) need it seeded like a worker's. */
+	if (util_rand_seed() < 0)
+		log_warn("getrandom() failed: %s; health check timing will not be random",
+			strerror(errno));
 	if (health_start(m.base, cfg) < 0) {
 		log_error("out of memory");
 		goto out;

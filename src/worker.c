@@ -501,11 +501,9 @@ worker_main(void *arg)
 int
 worker_start(struct worker *w)
 {
-	if (w->base_shared) {
-		if (util_rand_seed() < 0)
-			log_warn("worker %u: getrandom() failed: %s", w->id, strerror(errno));
+	/* On the main thread's loop: that thread runs it, seeded by main.c. */
+	if (w->base_shared)
 		return 0;
-	}
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
 	w->started = true;

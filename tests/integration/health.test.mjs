@@ -25,6 +25,7 @@ class Backend {
 		this.address = '';
 		this.hits = 0;			// requests other than checks
 		this.checks = 0;
+		this.checkTimes = [];		// when each check arrived (ms)
 		this.status = 200;		// of the answers to requests
 		this.healthy = () => true;	// the answer to the next check
 		this.server = null;
@@ -35,6 +36,7 @@ class Backend {
 		const server = http.createServer((req, res) => {
 			if (req.url.startsWith('/healthz')) {
 				this.checks++;
+				this.checkTimes.push(performance.now());
 				const ok = this.healthy();
 				res.writeHead(ok ? 200 : 503, { 'Content-Length': 2 });
 				res.end(ok ? 'ok' : 'no');
@@ -175,6 +177,34 @@ async function spread(port, n, path = '/x') {
 const CHECK = { type: 'http', path: '"/healthz"', interval: '200ms', timeout: '150ms', rise: 2, fall: 2, jitter: '0%' };
 
 /* ---------- tests ---------- */
+
+test('check times are random: the first checks spread over one interval, then each interval is drawn within jitter', async (t) => {
+	const list = await backends(t, 'a', 'b', 'c', 'd', 'e', 'f');
+	const s = await startSluice({
+		t,
+		config: (ctx) => conf(ctx, {
+			p: {
+				health: { ...CHECK, interval: '300ms', jitter: '50%' },
+				servers: list.map((b) => ({ name: b.name, address: b.address })),
+			},
+		}),
+	});
+	await until(() => list.every((b) => b.checks >= 8), 10000, 'eight checks of every server');
+	// Six first checks drawn within 300 ms: all within 30 ms of each other
+	// has odds of about 1 in 10,000; unseeded, they came at one instant.
+	const firsts = list.map((b) => b.checkTimes[0]);
+	const range = (xs) => Math.max(...xs) - Math.min(...xs);
+	assert.ok(range(firsts) >= 30, `first checks ${firsts.map((x) => Math.round(x - Math.min(...firsts)))} ms apart`);
+	// Each interval is drawn from 150-450 ms: seven of one server within 30
+	// ms of each other would be as unlikely; unseeded, each was 150 ms.
+	for (const b of list) {
+		const gaps = b.checkTimes.slice(1, 8).map((x, i) => x - b.checkTimes[i]);
+		assert.ok(range(gaps) >= 30, `${b.name}: intervals ${gaps.map(Math.round)} ms`);
+		assert.ok(Math.min(...gaps) >= 120, `${b.name}: no interval under interval - jitter (${gaps.map(Math.round)} ms)`);
+	}
+	s.kill('SIGTERM');
+	assert.equal((await s.waitExit(5000)).code, 0);
+});
 
 test('active http checks: a killed backend is out within interval x fall and back after rise; the load sees no errors beyond what was in flight', async (t) => {
 	const [a, b] = await backends(t, 'a', 'b');
